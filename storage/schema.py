@@ -1,0 +1,122 @@
+"""Relational schema shared by every SQL backend (SQLite embedded, PostgreSQL in production)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+
+metadata = MetaData()
+
+communities = Table(
+    "communities",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False, default=""),
+    Column("timezone", String(64), nullable=False, default="Asia/Shanghai"),
+)
+
+gateways = Table(
+    "gateways",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("community", String(64), ForeignKey("communities.id"), nullable=False),
+    Column("online", Boolean, nullable=True),
+    Column("status_at", BigInteger, nullable=True),
+)
+
+households = Table(
+    "households",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("community", String(64), ForeignKey("communities.id"), nullable=False, index=True),
+    Column("name", String(200), nullable=False, default=""),
+    Column("address", String(400), nullable=False, default=""),
+    Column("grid", String(64), nullable=False, default=""),
+)
+
+meters = Table(
+    "meters",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("household", String(64), ForeignKey("households.id"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Column("gateway", String(64), ForeignKey("gateways.id"), nullable=False, index=True),
+)
+
+# A reading's identity is meter + timestamp, so a redelivered reading is stored once.
+readings = Table(
+    "readings",
+    metadata,
+    Column("meter", String(64), primary_key=True),
+    Column("ts", BigInteger, primary_key=True),
+    Column("value", Float, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+rejections = Table(
+    "rejections",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("received_at", BigInteger, nullable=False, index=True),
+    Column("topic", String(300), nullable=False),
+    Column("reason", String(64), nullable=False, index=True),
+    Column("detail", Text, nullable=False, default=""),
+    Column("payload", Text, nullable=False, default=""),
+    Column("meter", String(64), nullable=True),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(200), nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("detector", String(64), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("since", BigInteger, nullable=False),
+    Column("opened_at", BigInteger, nullable=False),
+    Column("household", String(64), nullable=True, index=True),
+    Column("gateway", String(64), nullable=True),
+    Column("meter", String(64), nullable=True),
+    Column("acknowledged_by", String(200), nullable=True),
+    Column("acknowledged_at", BigInteger, nullable=True),
+    Column("resolved_at", BigInteger, nullable=True),
+    Column("resolved_by", String(200), nullable=True),
+    Column("outcome", String(32), nullable=True),
+    Column("note", Text, nullable=False, default=""),
+    Column("cleared_at", BigInteger, nullable=True),
+)
+
+# At most one unresolved alert per key (household + category, or device + category).
+Index(
+    "alerts_one_open_per_key",
+    alerts.c.key,
+    unique=True,
+    sqlite_where=text("status != 'resolved'"),
+    postgresql_where=text("status != 'resolved'"),
+)
+
+alert_events = Table(
+    "alert_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alert_id", Integer, ForeignKey("alerts.id"), nullable=False, index=True),
+    Column("at", BigInteger, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("actor", String(200), nullable=False, default=""),
+    Column("detail", Text, nullable=False, default=""),
+)

@@ -1,0 +1,315 @@
+"""SqlStore: the Store on SQLAlchemy Core, for SQLite (embedded default) and PostgreSQL."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from shouwang.domain import (
+    Alert,
+    AlertCategory,
+    AlertEvent,
+    AlertStatus,
+    Community,
+    Finding,
+    Gateway,
+    GatewayStatus,
+    Household,
+    Meter,
+    MeterKind,
+    Outcome,
+    Reading,
+    Registry,
+    Rejection,
+    Severity,
+)
+from storage import schema as t
+from storage.base import AlertConflict, NotFound
+
+log = logging.getLogger(__name__)
+
+READ_CHUNK = 50_000
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")  # durable across a process crash; see docs/storage.md
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def open_store(url: str) -> SqlStore:
+    """Open (and create if needed) the store at a SQLAlchemy URL."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+    engine = create_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return SqlStore(engine)
+
+
+class SqlStore:
+    """Store implementation shared by every SQL backend."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._insert = sqlite.insert if engine.dialect.name == "sqlite" else postgresql.insert
+        t.metadata.create_all(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ---------------------------------------------------------------- registry
+    def _upsert(self, conn: Any, table: Any, rows: list[dict]) -> None:
+        if not rows:
+            return
+        stmt = self._insert(table)
+        cols = {c.name: stmt.excluded[c.name] for c in table.columns if not c.primary_key}
+        conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=cols), rows)
+
+    def upsert_registry(self, registry: Registry) -> None:
+        with self.engine.begin() as conn:
+            self._upsert(conn, t.communities, [
+                {"id": c.id, "name": c.name, "timezone": c.timezone} for c in registry.communities])
+            self._upsert(conn, t.gateways, [{"id": g.id, "community": g.community} for g in registry.gateways])
+            self._upsert(conn, t.households, [
+                {"id": h.id, "community": h.community, "name": h.name, "address": h.address, "grid": h.grid}
+                for h in registry.households])
+            self._upsert(conn, t.meters, [
+                {"id": m.id, "household": m.household, "kind": str(m.kind), "gateway": m.gateway}
+                for m in registry.meters])
+
+    def communities(self) -> list[Community]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.communities).order_by(t.communities.c.id))
+            return [Community(r.id, r.name, r.timezone) for r in rows]
+
+    def gateways(self, community: str | None = None) -> list[Gateway]:
+        q = select(t.gateways).order_by(t.gateways.c.id)
+        if community is not None:
+            q = q.where(t.gateways.c.community == community)
+        with self.engine.connect() as conn:
+            return [Gateway(r.id, r.community) for r in conn.execute(q)]
+
+    def households(self, community: str | None = None) -> list[Household]:
+        q = select(t.households).order_by(t.households.c.id)
+        if community is not None:
+            q = q.where(t.households.c.community == community)
+        with self.engine.connect() as conn:
+            return [Household(r.id, r.community, r.name, r.address, r.grid) for r in conn.execute(q)]
+
+    def household(self, household_id: str) -> Household:
+        with self.engine.connect() as conn:
+            r = conn.execute(select(t.households).where(t.households.c.id == household_id)).first()
+        if r is None:
+            raise NotFound(f"household {household_id!r} not found")
+        return Household(r.id, r.community, r.name, r.address, r.grid)
+
+    def meters(self, household: str | None = None) -> list[Meter]:
+        q = select(t.meters).order_by(t.meters.c.id)
+        if household is not None:
+            q = q.where(t.meters.c.household == household)
+        with self.engine.connect() as conn:
+            return [Meter(r.id, r.household, MeterKind(r.kind), r.gateway) for r in conn.execute(q)]
+
+    def meter(self, meter_id: str) -> Meter:
+        with self.engine.connect() as conn:
+            r = conn.execute(select(t.meters).where(t.meters.c.id == meter_id)).first()
+        if r is None:
+            raise NotFound(f"meter {meter_id!r} not found")
+        return Meter(r.id, r.household, MeterKind(r.kind), r.gateway)
+
+    # ---------------------------------------------------------------- gateway status
+    def set_gateway_status(self, status: GatewayStatus) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(t.gateways).where(t.gateways.c.id == status.gateway)
+                .values(online=status.online, status_at=status.at))
+
+    def gateway_statuses(self) -> list[GatewayStatus]:
+        q = select(t.gateways).where(t.gateways.c.online.is_not(None)).order_by(t.gateways.c.id)
+        with self.engine.connect() as conn:
+            return [GatewayStatus(r.id, bool(r.online), r.status_at) for r in conn.execute(q)]
+
+    # ---------------------------------------------------------------- readings
+    def write_readings(self, readings: Sequence[Reading]) -> int:
+        """Store readings idempotently; return how many were new."""
+        if not readings:
+            return 0
+        rows = [{"meter": r.meter, "ts": r.ts, "value": r.value} for r in readings]
+        stmt = self._insert(t.readings).on_conflict_do_nothing(index_elements=["meter", "ts"])
+        with self.engine.begin() as conn:
+            result = conn.execute(stmt, rows)
+        return max(result.rowcount, 0)
+
+    def readings(
+        self, meter: str, start: int | None = None, end: int | None = None, limit: int = 10_000
+    ) -> list[Reading]:
+        q = select(t.readings).where(t.readings.c.meter == meter)
+        if start is not None:
+            q = q.where(t.readings.c.ts >= start)
+        if end is not None:
+            q = q.where(t.readings.c.ts < end)
+        q = q.order_by(t.readings.c.ts.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            rows = [Reading(r.meter, r.ts, r.value) for r in conn.execute(q)]
+        rows.reverse()
+        return rows
+
+    def readings_since(self, start: int) -> Iterator[Reading]:
+        """All readings at or after ``start``, in event-time order, streamed in chunks."""
+        after = (t.readings.c.ts >= start)
+        while True:
+            q = select(t.readings).where(after).order_by(t.readings.c.ts, t.readings.c.meter).limit(READ_CHUNK)
+            with self.engine.connect() as conn:
+                chunk = [Reading(r.meter, r.ts, r.value) for r in conn.execute(q)]
+            yield from chunk
+            if len(chunk) < READ_CHUNK:
+                return
+            last = chunk[-1]
+            after = (t.readings.c.ts > last.ts) | ((t.readings.c.ts == last.ts) & (t.readings.c.meter > last.meter))
+
+    def latest_readings(self, meters: Sequence[str] | None = None) -> dict[str, Reading]:
+        sub = select(t.readings.c.meter, func.max(t.readings.c.ts).label("ts")).group_by(t.readings.c.meter)
+        if meters is not None:
+            sub = sub.where(t.readings.c.meter.in_(list(meters)))
+        sub = sub.subquery()
+        q = select(t.readings).join(sub, (t.readings.c.meter == sub.c.meter) & (t.readings.c.ts == sub.c.ts))
+        with self.engine.connect() as conn:
+            return {r.meter: Reading(r.meter, r.ts, r.value) for r in conn.execute(q)}
+
+    def count_readings(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(t.readings)).scalar_one()
+
+    # ---------------------------------------------------------------- rejections
+    def add_rejections(self, rejections: Sequence[Rejection]) -> None:
+        if not rejections:
+            return
+        rows = [{"received_at": r.received_at, "topic": r.topic, "reason": r.reason, "detail": r.detail,
+                 "payload": r.payload, "meter": r.meter} for r in rejections]
+        with self.engine.begin() as conn:
+            conn.execute(t.rejections.insert(), rows)
+
+    def rejections(self, limit: int = 100, offset: int = 0, reason: str | None = None) -> list[Rejection]:
+        q = select(t.rejections).order_by(t.rejections.c.id.desc()).limit(limit).offset(offset)
+        if reason is not None:
+            q = q.where(t.rejections.c.reason == reason)
+        with self.engine.connect() as conn:
+            return [Rejection(r.received_at, r.topic, r.reason, r.detail, r.payload, r.meter, r.id)
+                    for r in conn.execute(q)]
+
+    def rejection_counts(self) -> dict[str, int]:
+        q = select(t.rejections.c.reason, func.count()).group_by(t.rejections.c.reason)
+        with self.engine.connect() as conn:
+            return {reason: n for reason, n in conn.execute(q)}
+
+    # ---------------------------------------------------------------- alerts
+    @staticmethod
+    def _alert(r: Any) -> Alert:
+        return Alert(
+            id=r.id, key=r.key, category=AlertCategory(r.category), detector=r.detector,
+            severity=Severity(r.severity), status=AlertStatus(r.status), reason=r.reason, since=r.since,
+            opened_at=r.opened_at, household=r.household, gateway=r.gateway, meter=r.meter,
+            acknowledged_by=r.acknowledged_by, acknowledged_at=r.acknowledged_at, resolved_at=r.resolved_at,
+            resolved_by=r.resolved_by, outcome=Outcome(r.outcome) if r.outcome else None, note=r.note,
+            cleared_at=r.cleared_at)
+
+    def open_alert(self, finding: Finding, opened_at: int) -> Alert | None:
+        """Persist a new alert for the finding, or return None if one is already unresolved for its key."""
+        row = {"key": finding.key, "category": str(finding.category), "detector": finding.detector,
+               "severity": str(finding.severity), "status": str(AlertStatus.OPEN), "reason": finding.reason,
+               "since": finding.since, "opened_at": opened_at, "household": finding.household,
+               "gateway": finding.gateway, "meter": finding.meter, "note": ""}
+        try:
+            with self.engine.begin() as conn:
+                alert_id = conn.execute(t.alerts.insert().returning(t.alerts.c.id), row).scalar_one()
+                conn.execute(t.alert_events.insert(), {"alert_id": alert_id, "at": opened_at, "kind": "opened",
+                                                       "actor": finding.detector, "detail": finding.reason})
+        except IntegrityError:
+            return None
+        return self.alert(alert_id)
+
+    def alert(self, alert_id: int) -> Alert:
+        with self.engine.connect() as conn:
+            r = conn.execute(select(t.alerts).where(t.alerts.c.id == alert_id)).first()
+        if r is None:
+            raise NotFound(f"alert {alert_id} not found")
+        return self._alert(r)
+
+    def alerts(
+        self,
+        status: AlertStatus | None = None,
+        household: str | None = None,
+        category: AlertCategory | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Alert]:
+        q = select(t.alerts).order_by(t.alerts.c.id.desc()).limit(limit).offset(offset)
+        if status is not None:
+            q = q.where(t.alerts.c.status == str(status))
+        if household is not None:
+            q = q.where(t.alerts.c.household == household)
+        if category is not None:
+            q = q.where(t.alerts.c.category == str(category))
+        with self.engine.connect() as conn:
+            return [self._alert(r) for r in conn.execute(q)]
+
+    def unresolved_alerts(self) -> list[Alert]:
+        q = select(t.alerts).where(t.alerts.c.status != str(AlertStatus.RESOLVED)).order_by(t.alerts.c.id)
+        with self.engine.connect() as conn:
+            return [self._alert(r) for r in conn.execute(q)]
+
+    def _transition(self, alert_id: int, allowed: set[AlertStatus], values: dict, event: AlertEvent) -> Alert:
+        with self.engine.begin() as conn:
+            r = conn.execute(select(t.alerts.c.status).where(t.alerts.c.id == alert_id)).first()
+            if r is None:
+                raise NotFound(f"alert {alert_id} not found")
+            if AlertStatus(r.status) not in allowed:
+                raise AlertConflict(f"alert {alert_id} is {r.status}; this needs it to be "
+                                    + " or ".join(sorted(str(s) for s in allowed)))
+            conn.execute(update(t.alerts).where(t.alerts.c.id == alert_id).values(**values))
+            conn.execute(t.alert_events.insert(), {"alert_id": alert_id, "at": event.at, "kind": event.kind,
+                                                   "actor": event.actor, "detail": event.detail})
+        return self.alert(alert_id)
+
+    def acknowledge_alert(self, alert_id: int, by: str, at: int, note: str = "") -> Alert:
+        return self._transition(
+            alert_id, {AlertStatus.OPEN},
+            {"status": str(AlertStatus.ACKNOWLEDGED), "acknowledged_by": by, "acknowledged_at": at},
+            AlertEvent(alert_id, at, "acknowledged", by, note))
+
+    def resolve_alert(self, alert_id: int, outcome: Outcome, by: str, at: int, note: str = "") -> Alert:
+        return self._transition(
+            alert_id, {AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED},
+            {"status": str(AlertStatus.RESOLVED), "resolved_by": by, "resolved_at": at,
+             "outcome": str(outcome), "note": note},
+            AlertEvent(alert_id, at, "resolved", by, f"{outcome}: {note}" if note else str(outcome)))
+
+    def clear_alert(self, alert_id: int, at: int) -> Alert:
+        return self._transition(
+            alert_id, {AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED}, {"cleared_at": at},
+            AlertEvent(alert_id, at, "cleared", "detector", "condition no longer seen"))
+
+    def add_alert_event(self, event: AlertEvent) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(t.alert_events.insert(), {"alert_id": event.alert_id, "at": event.at, "kind": event.kind,
+                                                   "actor": event.actor, "detail": event.detail})
+
+    def alert_events(self, alert_id: int) -> list[AlertEvent]:
+        q = select(t.alert_events).where(t.alert_events.c.alert_id == alert_id).order_by(t.alert_events.c.id)
+        with self.engine.connect() as conn:
+            return [AlertEvent(r.alert_id, r.at, r.kind, r.actor, r.detail) for r in conn.execute(q)]
