@@ -132,7 +132,12 @@ class Finding:
     @property
     def key(self) -> str:
         """Identity of the condition: at most one open alert per key."""
-        subject = self.household or (f"gw:{self.gateway}" if self.gateway else f"m:{self.meter}")
+        if self.meter:
+            subject = f"m:{self.meter}"
+        elif self.gateway:
+            subject = f"gw:{self.gateway}"
+        else:
+            subject = self.household or ""
         return f"{self.category}:{subject}"
 
 

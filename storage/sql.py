@@ -152,8 +152,9 @@ class SqlStore:
         rows = [{"meter": r.meter, "ts": r.ts, "value": r.value} for r in readings]
         stmt = self._insert(t.readings).on_conflict_do_nothing(index_elements=["meter", "ts"])
         with self.engine.begin() as conn:
-            result = conn.execute(stmt, rows)
-        return max(result.rowcount, 0)
+            if self.engine.dialect.name == "sqlite":  # executemany: rowcount is the sum, and fastest
+                return max(conn.execute(stmt, rows).rowcount, 0)
+            return len(conn.execute(stmt.returning(t.readings.c.ts), rows).all())
 
     def readings(
         self, meter: str, start: int | None = None, end: int | None = None, limit: int = 10_000

@@ -1,0 +1,1 @@
+"""Alerts: findings → route → inhibit → silence → dedupe → notify with retry → record."""

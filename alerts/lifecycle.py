@@ -1,0 +1,46 @@
+"""What happens to unresolved alerts when their condition goes away."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+
+from detectors.base import Detector
+from shouwang.domain import AlertCategory, Outcome
+from shouwang.state import HouseholdState
+from storage.base import AlertConflict, Store
+
+log = logging.getLogger(__name__)
+
+
+def clear_gone_conditions(
+    store: Store,
+    detectors: Mapping[str, Detector],
+    state: HouseholdState,
+    now: int,
+    on_change: Callable[[int, str], None] | None = None,
+) -> list[int]:
+    """Resolve device alerts whose device is back; mark welfare alerts cleared (a person still closes them).
+
+    Welfare cases stay open after activity resumes because every case is closed with an outcome by
+    someone who checked; the `cleared_at` time tells them the meters moved again.
+    """
+    changed = []
+    for alert in store.unresolved_alerts():
+        detector = detectors.get(alert.detector)
+        if detector is None or alert.cleared_at is not None or not detector.cleared(alert, state, now):
+            continue
+        try:
+            if alert.category == AlertCategory.DEVICE:
+                store.resolve_alert(alert.id, Outcome.DEVICE_RECOVERED, "shouwang", now, "device reporting again")
+                event = "resolved"
+            else:
+                store.clear_alert(alert.id, now)
+                event = "cleared"
+        except AlertConflict:
+            continue  # a person changed it meanwhile
+        log.info("alert %s %s", alert.id, event, extra={"alert": alert.id, "household": alert.household})
+        changed.append(alert.id)
+        if on_change:
+            on_change(alert.id, event)
+    return changed

@@ -1,0 +1,136 @@
+"""The alert pipeline, written out as a list of small stages: route → inhibit → silence → dedupe → notify → record."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from alerts import messages
+from alerts.channels.base import Channel
+from alerts.notifier import Notifier
+from shouwang.domain import WELFARE_CATEGORIES, Alert, Finding, Household
+from storage.base import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Candidate:
+    """A finding on its way through the pipeline; stages fill in what they decide."""
+
+    finding: Finding
+    channels: tuple[Channel, ...] = ()
+    alert: Alert | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class Stage(Protocol):
+    """One step: takes the candidates still alive, returns those that go on."""
+
+    def __call__(self, items: list[Candidate], now: int) -> list[Candidate]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Choose the channels for each candidate (today: every configured channel)."""
+
+    channels: tuple[Channel, ...]
+
+    def __call__(self, items: list[Candidate], now: int) -> list[Candidate]:
+        for c in items:
+            c.channels = self.channels
+        return items
+
+
+@dataclass(frozen=True, slots=True)
+class Inhibit:
+    """Hold welfare findings for households behind a gateway that is offline or has a device finding."""
+
+    households_behind: Callable[[str], Sequence[str]]  # gateway id → household ids
+    offline_gateways: Callable[[], Sequence[str]]
+
+    def __call__(self, items: list[Candidate], now: int) -> list[Candidate]:
+        down = set(self.offline_gateways())
+        down |= {c.finding.gateway for c in items if c.finding.gateway and c.finding.household is None}
+        held = {h for g in down for h in self.households_behind(g)}
+        kept = [c for c in items if not (c.finding.category in WELFARE_CATEGORIES and c.finding.household in held)]
+        if len(kept) < len(items):
+            log.info("inhibited %d welfare finding(s) behind gateway(s) %s", len(items) - len(kept), sorted(down))
+        return kept
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """Drop findings a silence covers (away periods and maintenance windows plug in here)."""
+
+    silences: tuple[Callable[[Finding, int], bool], ...] = ()
+
+    def __call__(self, items: list[Candidate], now: int) -> list[Candidate]:
+        return [c for c in items if not any(s(c.finding, now) for s in self.silences)]
+
+
+@dataclass(frozen=True, slots=True)
+class Dedupe:
+    """Persist a new alert per key; a finding whose key already has an unresolved alert stops here."""
+
+    store: Store
+
+    def __call__(self, items: list[Candidate], now: int) -> list[Candidate]:
+        out = []
+        for c in items:
+            alert = self.store.open_alert(c.finding, now)
+            if alert is not None:
+                c.alert = alert
+                out.append(c)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """Queue one notification per channel; the notifier retries and records each delivery."""
+
+    notifier: Notifier
+    household: Callable[[str], Household | None]
+    public_url: str
+    zone: Callable[[Alert], str]
+
+    def __call__(self, items: list[Candidate], now: int) -> list[Candidate]:
+        for c in items:
+            assert c.alert is not None
+            hh = self.household(c.alert.household) if c.alert.household else None
+            note = messages.build(c.alert, hh, "opened", self.public_url, self.zone(c.alert))
+            for ch in c.channels:
+                self.notifier.enqueue(ch, note)
+        return items
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """Log each alert that opened, with its context keys."""
+
+    def __call__(self, items: list[Candidate], now: int) -> list[Candidate]:
+        for c in items:
+            a = c.alert
+            assert a is not None
+            log.info("alert %s opened: %s %s", a.id, a.category, a.reason,
+                     extra={"alert": a.id, "household": a.household, "meter": a.meter})
+        return items
+
+
+class AlertPipeline:
+    """Runs findings through the stages in order."""
+
+    def __init__(self, stages: Sequence[Stage]) -> None:
+        self.stages = list(stages)
+
+    def run(self, findings: Sequence[Finding], now: int) -> list[Alert]:
+        """Return the alerts that opened."""
+        items = [Candidate(f) for f in findings]
+        for stage in self.stages:
+            if not items:
+                break
+            items = stage(items, now)
+        return [c.alert for c in items if c.alert is not None]
+

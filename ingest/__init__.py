@@ -1,0 +1,1 @@
+"""Ingest: MQTT messages from gateways → validated readings → store + household state."""

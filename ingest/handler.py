@@ -1,0 +1,140 @@
+"""MessageHandler: one MQTT message in, accepted readings and reasoned rejections out (no I/O)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from ingest.protocol import (
+    ProtocolError,
+    Reason,
+    Topic,
+    decode_json,
+    parse_reading,
+    parse_status,
+    parse_topic,
+    parse_ts,
+    split_batch,
+)
+from shouwang.domain import GatewayStatus, Meter, Reading, Registry, Rejection
+
+log = logging.getLogger(__name__)
+PAYLOAD_KEEP = 2000  # bytes of a rejected payload kept for inspection
+
+
+def truncate(payload: bytes | str, limit: int = PAYLOAD_KEEP) -> str:
+    """A payload as text, cut to ``limit`` characters for logs and the dead-letter table."""
+    text = payload.decode("utf-8", errors="replace") if isinstance(payload, bytes) else payload
+    return text if len(text) <= limit else text[:limit] + f"…(+{len(text) - limit})"
+
+
+@dataclass(slots=True)
+class HandleResult:
+    """What one message turned into."""
+
+    readings: list[Reading] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    status: GatewayStatus | None = None
+    duplicates: int = 0
+
+
+class MessageHandler:
+    """Validates messages against the protocol, the registry and each meter's last accepted reading."""
+
+    def __init__(self, registry: Registry, prefix: str, default_tz: str, max_future_skew_s: int) -> None:
+        self.prefix = prefix
+        self.max_future_skew_s = max_future_skew_s
+        self.meters: dict[str, Meter] = {m.id: m for m in registry.meters}
+        self.gateway_community = {g.id: g.community for g in registry.gateways}
+        self.zones = {c.id: ZoneInfo(c.timezone or default_tz) for c in registry.communities}
+        self.default_zone = ZoneInfo(default_tz)
+        self.last: dict[str, tuple[int, float]] = {}  # meter → (ts, value) of its latest accepted reading
+
+    def prime(self, latest: dict[str, Reading]) -> None:
+        """Seed each meter's last accepted reading from the store (after a restart)."""
+        for r in latest.values():
+            self.last[r.meter] = (r.ts, r.value)
+
+    def handle(self, topic: str, payload: bytes, now: int) -> HandleResult:
+        """Validate one message; never raises for bad input."""
+        result = HandleResult()
+        try:
+            where = parse_topic(topic, self.prefix)
+            if self.gateway_community.get(where.gateway) != where.community:
+                raise ProtocolError(Reason.UNKNOWN_GATEWAY,
+                                    f"gateway {where.gateway!r} is not registered in community {where.community!r}")
+            if where.channel == "status":
+                result.status = GatewayStatus(where.gateway, parse_status(payload), now)
+                return result
+            items = split_batch(decode_json(payload))
+        except ProtocolError as exc:
+            result.rejections.append(Rejection(now, topic, exc.reason, exc.detail, truncate(payload)))
+            return result
+        self._readings(where, items, now, topic, result)
+        return result
+
+    def _readings(self, where: Topic, items: list, now: int, topic: str, result: HandleResult) -> None:
+        zone = self.zones.get(where.community, self.default_zone)
+        parsed: list[tuple[Reading, object]] = []
+        for raw in items:
+            meter = raw.get("meter") if isinstance(raw, dict) else None
+            try:
+                r = parse_reading(raw)
+                ts = parse_ts(r.ts, zone)
+                self._check_registry(r.meter, str(r.kind), where.gateway)
+                if ts > now + self.max_future_skew_s:
+                    raise ProtocolError(Reason.FUTURE_TIMESTAMP,
+                                        f"ts {ts} is {ts - now} s ahead of the service clock")
+                parsed.append((Reading(r.meter, ts, float(r.value)), raw))
+            except ProtocolError as exc:
+                result.rejections.append(self._reject(now, topic, exc, raw, meter))
+        parsed.sort(key=lambda pr: pr[0].ts)
+        for reading, raw in parsed:
+            try:
+                if self._check_sequence(reading):
+                    result.readings.append(reading)
+                else:
+                    result.duplicates += 1
+            except ProtocolError as exc:
+                result.rejections.append(self._reject(now, topic, exc, raw, reading.meter))
+
+    def _check_registry(self, meter_id: str, kind: str, gateway: str) -> None:
+        meter = self.meters.get(meter_id)
+        if meter is None:
+            raise ProtocolError(Reason.UNKNOWN_METER, f"meter {meter_id!r} is not in the registry")
+        if meter.gateway != gateway:
+            raise ProtocolError(Reason.WRONG_GATEWAY,
+                                f"meter {meter_id!r} belongs to gateway {meter.gateway!r}, not {gateway!r}")
+        if str(meter.kind) != kind:
+            raise ProtocolError(Reason.KIND_MISMATCH, f"meter {meter_id!r} is {meter.kind}, message says {kind}")
+
+    def _check_sequence(self, r: Reading) -> bool:
+        """True if new; False if an exact duplicate of the last; raises if the register ran backwards."""
+        last = self.last.get(r.meter)
+        if last is None or r.ts > last[0]:
+            if last is not None and r.value < last[1]:
+                raise ProtocolError(Reason.REGISTER_BACKWARDS,
+                                    f"meter {r.meter}: {r.value} at {r.ts} is below {last[1]} at {last[0]}")
+            self.last[r.meter] = (r.ts, r.value)
+            return True
+        if r.ts == last[0]:
+            if r.value == last[1]:
+                return False
+            raise ProtocolError(Reason.CONFLICTING_DUPLICATE,
+                                f"meter {r.meter}: {r.value} at {r.ts} differs from stored {last[1]}")
+        if r.value > last[1]:
+            raise ProtocolError(Reason.REGISTER_BACKWARDS,
+                                f"meter {r.meter}: late {r.value} at {r.ts} is above {last[1]} at later {last[0]}")
+        return True  # a late reading that fits before the latest one; the store keeps it once
+
+    @staticmethod
+    def _reject(now: int, topic: str, exc: ProtocolError, raw: object, meter: object) -> Rejection:
+        try:
+            text = orjson.dumps(raw).decode()
+        except TypeError:
+            text = repr(raw)
+        return Rejection(now, topic, exc.reason, exc.detail, truncate(text),
+                         meter if isinstance(meter, str) else None)

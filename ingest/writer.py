@@ -1,0 +1,145 @@
+"""BatchWriter: stores validated readings in batches, then updates state, then acknowledges the messages."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ingest.handler import HandleResult
+from ingest.stats import IngestStats
+from shouwang.domain import GatewayStatus, Reading, Rejection
+from shouwang.state import HouseholdState
+from storage.base import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A handled message waiting to be stored; ``ack`` tells the broker we have it."""
+
+    result: HandleResult
+    ack: Callable[[], None] | None = None
+
+
+class BatchWriter:
+    """One thread that turns a bounded queue of handled messages into durable batches.
+
+    A message is acknowledged only after everything it carried is stored, so a crash before that point
+    makes the broker deliver it again (at-least-once; storage is idempotent). When the store is down, the
+    writer retries with backoff, the queue fills, ``submit`` blocks, and the broker holds the rest.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        state: HouseholdState,
+        stats: IngestStats,
+        *,
+        max_readings: int = 5000,
+        max_delay_s: float = 0.2,
+        queue_size: int = 10_000,
+        on_stored: Callable[[list[Reading], list[GatewayStatus]], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.state = state
+        self.stats = stats
+        self.max_readings = max_readings
+        self.max_delay_s = max_delay_s
+        self.on_stored = on_stored
+        self._queue: queue.Queue[Pending] = queue.Queue(maxsize=queue_size)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="batch-writer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, item: Pending) -> None:
+        """Queue a handled message; blocks when the queue is full (back-pressure on the broker)."""
+        self._queue.put(item)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until everything submitted so far is stored (for tests and graceful shutdown)."""
+        q = self._queue
+        with q.all_tasks_done:
+            return q.all_tasks_done.wait_for(lambda: q.unfinished_tasks == 0, timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Drain what is queued, store it, then stop."""
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            batch = self._collect()
+            if batch:
+                self._flush(batch)
+                for _ in batch:
+                    self._queue.task_done()
+            elif self._stop.is_set():
+                return
+
+    def _collect(self) -> list[Pending]:
+        try:
+            first = self._queue.get(timeout=0.1)
+        except queue.Empty:
+            return []
+        batch, n = [first], len(first.result.readings)
+        deadline = time.monotonic() + self.max_delay_s
+        while n < self.max_readings:
+            remaining = deadline - time.monotonic()
+            try:
+                item = self._queue.get(timeout=max(remaining, 0)) if remaining > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            batch.append(item)
+            n += len(item.result.readings)
+        return batch
+
+    def _flush(self, batch: list[Pending]) -> None:
+        readings: list[Reading] = [r for p in batch for r in p.result.readings]
+        rejections: list[Rejection] = [r for p in batch for r in p.result.rejections]
+        statuses: list[GatewayStatus] = [p.result.status for p in batch if p.result.status is not None]
+        self._durably(lambda: self._store_all(readings, rejections, statuses))
+        self.state.apply(readings)
+        for s in statuses:
+            self.state.set_gateway_status(s)
+        self.stats.add("messages", len(batch))
+        self.stats.add("duplicates", sum(p.result.duplicates for p in batch))
+        for rej in rejections:
+            self.stats.add(f"rejected.{rej.reason}")
+        if self.on_stored is not None:
+            try:
+                self.on_stored(readings, statuses)
+            except Exception:
+                log.exception("on_stored hook failed")
+        for p in batch:
+            if p.ack is not None:
+                try:
+                    p.ack()
+                except Exception:
+                    log.exception("acknowledging a stored message failed; the broker will redeliver it")
+
+    def _store_all(self, readings: list[Reading], rejections: list[Rejection], statuses: list[GatewayStatus]) -> None:
+        new = self.store.write_readings(readings)
+        self.stats.add("readings_stored", new)
+        self.stats.add("readings_accepted", len(readings))
+        self.store.add_rejections(rejections)
+        for s in statuses:
+            self.store.set_gateway_status(s)
+
+    def _durably(self, write: Callable[[], None]) -> None:
+        delay = 0.1
+        while True:
+            try:
+                write()
+                return
+            except Exception as exc:  # the store is down or slow: keep the batch, back off, try again
+                self.stats.add("store_errors")
+                log.warning("store write failed (%s); retrying in %.1f s", type(exc).__name__, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)

@@ -1,0 +1,88 @@
+"""The contract every Store backend keeps (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import small_registry
+from shouwang.domain import AlertCategory, AlertStatus, Finding, Outcome, Reading, Rejection, Severity
+from storage.base import AlertConflict, NotFound
+
+
+@pytest.fixture
+def loaded(any_store):
+    any_store.upsert_registry(small_registry())
+    return any_store
+
+
+def test_registry_roundtrip_and_upsert(loaded):
+    assert [h.id for h in loaded.households()] == ["H1", "H2", "H3", "H4"]
+    assert {m.id for m in loaded.meters("H2")} == {"H2-W", "H2-E"}
+    assert loaded.meter("H1-W").gateway == "G1"
+    loaded.upsert_registry(small_registry())  # idempotent
+    assert len(loaded.households()) == 4
+    with pytest.raises(NotFound):
+        loaded.household("nope")
+
+
+def test_readings_are_idempotent_by_meter_and_ts(loaded):
+    rs = [Reading("H1-W", 1000 + i * 900, 1.0 + i * 0.01) for i in range(10)]
+    assert loaded.write_readings(rs) == 10
+    assert loaded.write_readings(rs[5:] + [Reading("H1-W", 99_000, 2.0)]) == 1
+    assert loaded.count_readings() == 11
+    got = loaded.readings("H1-W", start=1000 + 2 * 900, end=1000 + 5 * 900)
+    assert [r.ts for r in got] == [2800, 3700, 4600]
+    assert loaded.latest_readings()["H1-W"] == Reading("H1-W", 99_000, 2.0)
+
+
+def test_readings_since_streams_in_event_time_order(loaded):
+    rs = [Reading(m, ts, 1.0) for ts in (300, 100, 200) for m in ("H2-E", "H1-W")]
+    loaded.write_readings(rs)
+    assert [(r.ts, r.meter) for r in loaded.readings_since(150)] == [
+        (200, "H1-W"), (200, "H2-E"), (300, "H1-W"), (300, "H2-E")]
+
+
+def test_rejections_are_kept_with_counts(loaded):
+    loaded.add_rejections([Rejection(5, "t", "bad_json", "x", "{{"), Rejection(6, "t", "unknown_meter", "", "{}", "M9"),
+                           Rejection(7, "t", "bad_json", "", "[")])
+    assert loaded.rejection_counts() == {"bad_json": 2, "unknown_meter": 1}
+    assert [r.received_at for r in loaded.rejections()] == [7, 6, 5]
+    assert loaded.rejections(reason="unknown_meter")[0].meter == "M9"
+
+
+def _finding(household="H1", category=AlertCategory.INACTIVITY):
+    return Finding(category, "no-change-48h", Severity.CRITICAL, 100, "quiet", household=household)
+
+
+def test_one_unresolved_alert_per_key_and_lifecycle(loaded):
+    a = loaded.open_alert(_finding(), 500)
+    assert a is not None and a.status == AlertStatus.OPEN
+    assert loaded.open_alert(_finding(), 600) is None
+    device = loaded.open_alert(_finding(category=AlertCategory.DEVICE), 600)
+    assert device is not None
+    acked = loaded.acknowledge_alert(a.id, "worker-1", 700, "on my way")
+    assert (acked.status, acked.acknowledged_by, acked.acknowledged_at) == (AlertStatus.ACKNOWLEDGED, "worker-1", 700)
+    with pytest.raises(AlertConflict):
+        loaded.acknowledge_alert(a.id, "worker-2", 710)
+    done = loaded.resolve_alert(a.id, Outcome.AWAY, "worker-1", 800, "at her son's")
+    assert (done.status, done.outcome, done.note) == (AlertStatus.RESOLVED, Outcome.AWAY, "at her son's")
+    assert [e.kind for e in loaded.alert_events(a.id)] == ["opened", "acknowledged", "resolved"]
+    again = loaded.open_alert(_finding(), 900)  # resolved alerts no longer block a new one
+    assert again is not None and again.id != a.id
+    assert {x.id for x in loaded.unresolved_alerts()} == {again.id, device.id}
+    with pytest.raises(NotFound):
+        loaded.alert(10_000)
+
+
+def test_clear_marks_but_keeps_alert_open(loaded):
+    a = loaded.open_alert(_finding("H2"), 500)
+    c = loaded.clear_alert(a.id, 650)
+    assert c.cleared_at == 650 and c.status == AlertStatus.OPEN
+    assert loaded.alerts(status=AlertStatus.OPEN, household="H2")[0].id == a.id
+
+
+def test_gateway_status_persists(loaded):
+    from shouwang.domain import GatewayStatus
+
+    loaded.set_gateway_status(GatewayStatus("G2", False, 1234))
+    assert loaded.gateway_statuses() == [GatewayStatus("G2", False, 1234)]
