@@ -33,6 +33,7 @@ class MqttIngest:
         prefix: str,
         username: str | None = None,
         password: str | None = None,
+        clean_session: bool = False,
     ) -> None:
         self.handler = handler
         self.writer = writer
@@ -41,7 +42,7 @@ class MqttIngest:
         self.host, self.port, self.prefix = host, port, prefix
         self.connected = False
         self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
+            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session,
             protocol=mqtt.MQTTv311)
         self.client.manual_ack_set(True)
         self.client.max_inflight_messages_set(1000)

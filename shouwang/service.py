@@ -83,7 +83,7 @@ class Service:
         self.ingest = MqttIngest(self.handler, self.writer, clock, self.stats, host=settings.mqtt_host,
                                  port=settings.mqtt_port, client_id=settings.mqtt_client_id,
                                  prefix=settings.mqtt_topic_prefix, username=settings.mqtt_username,
-                                 password=password)
+                                 password=password, clean_session=settings.mqtt_clean_session)
         self._tick_lock = threading.Lock()
         self._stop = threading.Event()
         self._timer = threading.Thread(target=self._tick_loop, name="detector-timer", daemon=True)

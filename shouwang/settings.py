@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
     mqtt_client_id: str = Field("shouwang-ingest", description="Fixed, so the broker keeps our session.")
+    mqtt_clean_session: bool = Field(False, description="Start a fresh session (demo); production keeps it.")
     mqtt_topic_prefix: str = "shouwang/v1"
     mqtt_embedded_fallback: bool = Field(True, description="Start an in-process broker if none is reachable.")
 

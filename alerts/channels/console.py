@@ -19,6 +19,6 @@ class ConsoleChannel:
         self.stream = stream
 
     def send(self, notification: Notification) -> None:
-        log.warning("%s | %s", notification.title, notification.text, extra={"alert": notification.alert_id})
+        log.info("%s | %s", notification.title, notification.text, extra={"alert": notification.alert_id})
         if self.stream is not None:
             print(f"[ALERT] {notification.title} | {notification.text}", file=self.stream, flush=True)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlsplit
 
 import httpx
 
 from alerts.channels.base import Notification, PermanentError, RetryableError
+
+# httpx and httpcore log full request URLs, where webhook tokens live: keep them above INFO/DEBUG.
+for _name in ("httpx", "httpcore"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 
 def redact_url(url: str) -> str:

@@ -1,0 +1,60 @@
+"""Alerts: list with filters, detail with timeline, and the acknowledge/resolve lifecycle steps."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from api.deps import CommunityScope, NowDep, PageDep, StoreDep
+from api.schemas import CONFLICT, NOT_FOUND, AlertAcknowledge, AlertDetail, AlertPublic, AlertResolve
+from api.views import alert_detail, scoped_alerts, visible_alert
+from shouwang.domain import AlertCategory, AlertStatus, Outcome
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/alerts", tags=["alerts"])
+
+
+@router.get("", response_model=list[AlertPublic])
+def list_alerts(
+    store: StoreDep,
+    scope: CommunityScope,
+    page: PageDep,
+    status: AlertStatus | None = None,
+    household: Annotated[str | None, Query(max_length=64)] = None,
+    category: AlertCategory | None = None,
+) -> list[AlertPublic]:
+    """Alerts in scope, newest first."""
+    alerts = scoped_alerts(store, scope, page.limit, page.offset,
+                           status=status, household=household, category=category)
+    return [AlertPublic.model_validate(a) for a in alerts]
+
+
+@router.get("/{alert_id}", response_model=AlertDetail, responses=NOT_FOUND)
+def get_alert(alert_id: int, store: StoreDep, scope: CommunityScope) -> AlertDetail:
+    """One alert with its timeline."""
+    return alert_detail(store, visible_alert(store, scope, alert_id))
+
+
+@router.post("/{alert_id}/acknowledge", response_model=AlertDetail, responses=NOT_FOUND | CONFLICT)
+def acknowledge_alert(
+    alert_id: int, body: AlertAcknowledge, store: StoreDep, scope: CommunityScope, now: NowDep
+) -> AlertDetail:
+    """Mark an open alert as being looked into."""
+    visible_alert(store, scope, alert_id)
+    alert = store.acknowledge_alert(alert_id, body.by, now, body.note)
+    log.info("alert %d acknowledged by %s", alert_id, body.by)
+    return alert_detail(store, alert)
+
+
+@router.post("/{alert_id}/resolve", response_model=AlertDetail, responses=NOT_FOUND | CONFLICT)
+def resolve_alert(
+    alert_id: int, body: AlertResolve, store: StoreDep, scope: CommunityScope, now: NowDep
+) -> AlertDetail:
+    """Close an open or acknowledged alert with an outcome."""
+    visible_alert(store, scope, alert_id)
+    alert = store.resolve_alert(alert_id, Outcome(body.outcome), body.by, now, body.note)
+    log.info("alert %d resolved by %s: %s", alert_id, body.by, alert.outcome)
+    return alert_detail(store, alert)

@@ -1,0 +1,196 @@
+"""Pydantic models of what the API accepts (create/update) and returns (public)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+
+from shouwang.domain import AlertCategory, AlertStatus, MeterKind, Outcome, Severity
+
+
+def _from_epoch(value: Any) -> Any:
+    """Read stored epoch seconds as an aware UTC datetime; leave anything else to pydantic."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, UTC)
+    return value
+
+
+_LOST_PLUS = re.compile(r"^(.+[T ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d:?\d\d)$")
+
+
+def _restore_plus(value: Any) -> Any:
+    """Undo a '+' of a UTC offset that an unencoded query string turned into a space."""
+    if isinstance(value, str):
+        return _LOST_PLUS.sub(r"\1+\2", value.strip())
+    return value
+
+
+UtcTime = Annotated[datetime, BeforeValidator(_from_epoch)]
+"""A time in the API: stored as epoch seconds, shown as RFC 3339 in UTC."""
+
+QueryTime = Annotated[AwareDatetime, BeforeValidator(_restore_plus)]
+"""A time given in a query: RFC 3339 with an offset (e.g. 2026-11-22T08:00:00+08:00 or ...Z)."""
+
+
+def epoch(t: datetime | None) -> int | None:
+    """An aware datetime as whole epoch seconds."""
+    return None if t is None else int(t.timestamp())
+
+
+class _Public(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class HouseholdStatus(StrEnum):
+    """What a household needs: nothing, a welfare check, a device check, or data to begin with."""
+
+    OK = "ok"
+    ALERT = "alert"
+    DEVICE = "device"
+    UNKNOWN = "unknown"
+
+
+class MeterPublic(_Public):
+    """A meter and its live state."""
+
+    id: str
+    household: str
+    kind: MeterKind
+    unit: str = Field(description="Unit of the cumulative register (m³ or kWh).")
+    gateway: str
+    last_ts: UtcTime | None = Field(None, description="Time of the latest reading.")
+    last_value: float | None = Field(None, description="Register value of the latest reading.")
+    last_activity: UtcTime | None = Field(None, description="Latest time this meter showed use.")
+    base_load_kw: float | None = Field(None, description="Estimated standby load (electricity meters).")
+
+
+class HouseholdPublic(_Public):
+    """A watched household, its live state and its meters."""
+
+    id: str
+    community: str
+    name: str
+    address: str
+    grid: str
+    status: HouseholdStatus
+    last_activity: UtcTime | None = Field(None, description="Latest water or electricity use seen.")
+    covered_until: UtcTime | None = Field(None, description="Time up to which every meter has reported.")
+    offline_gateways: list[str] = Field(default_factory=list)
+    open_alerts: int = Field(0, description="Unresolved alerts recorded against this household.")
+    meters: list[MeterPublic] = Field(default_factory=list)
+
+
+class ReadingPublic(_Public):
+    """One cumulative register value of one meter."""
+
+    meter: str
+    ts: UtcTime
+    value: float
+
+
+class AlertEventPublic(_Public):
+    """One entry of an alert's timeline."""
+
+    at: UtcTime
+    kind: str
+    actor: str
+    detail: str
+
+
+class AlertPublic(_Public):
+    """An alert and where it is in its lifecycle."""
+
+    id: int
+    key: str
+    category: AlertCategory
+    detector: str
+    severity: Severity
+    status: AlertStatus
+    reason: str
+    since: UtcTime = Field(description="When the condition began.")
+    opened_at: UtcTime
+    household: str | None = None
+    gateway: str | None = None
+    meter: str | None = None
+    acknowledged_by: str | None = None
+    acknowledged_at: UtcTime | None = None
+    resolved_at: UtcTime | None = None
+    resolved_by: str | None = None
+    outcome: Outcome | None = None
+    note: str = ""
+    cleared_at: UtcTime | None = Field(None, description="When the detector stopped seeing the condition.")
+
+
+class AlertDetail(AlertPublic):
+    """An alert with its timeline."""
+
+    timeline: list[AlertEventPublic] = Field(default_factory=list)
+
+
+Actor = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+
+ResolutionOutcome = StrEnum(  # type: ignore[misc]
+    "ResolutionOutcome", {o.name: o.value for o in Outcome if o is not Outcome.DEVICE_RECOVERED})
+ResolutionOutcome.__doc__ = "How a person closed a case (device_recovered is set only by the service)."
+
+
+class AlertAcknowledge(BaseModel):
+    """Someone has seen the alert and is looking into it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: Actor = Field(description="Who acknowledges (name or staff id).")
+    note: Note = ""
+
+
+class AlertResolve(BaseModel):
+    """Someone closes the case with an outcome."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: ResolutionOutcome  # type: ignore[valid-type]
+    by: Actor = Field(description="Who resolves (name or staff id).")
+    note: Note = ""
+
+
+class RejectionPublic(_Public):
+    """A refused message or reading, kept for inspection."""
+
+    id: int | None
+    received_at: UtcTime
+    topic: str
+    reason: str
+    detail: str
+    payload: str
+    meter: str | None = None
+
+
+class RejectionList(BaseModel):
+    """A page of rejections, with how many there are of each reason overall."""
+
+    items: list[RejectionPublic]
+    counts: dict[str, int] = Field(description="Rejections stored per reason (all of them, not this page).")
+    total: int = Field(description="Rejections matching the filter.")
+
+
+class Problem(BaseModel):
+    """An error the client can act on (404 unknown id, 409 wrong lifecycle step)."""
+
+    detail: str
+
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "No such record."}}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": Problem, "description": "The alert is not in a status this step applies to."}}
+
+
+class Health(BaseModel):
+    """Whether the service can do its job, check by check."""
+
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, bool]

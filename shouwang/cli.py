@@ -1,0 +1,116 @@
+"""The `shouwang` command: run, demo, simulate."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from shouwang.logs import setup_logging
+
+log = logging.getLogger("shouwang")
+
+
+def _serve_api(app, host: str, port: int) -> tuple[object, threading.Thread]:
+    """Run uvicorn on a thread; return the server (to stop it) and the thread."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
+    server.install_signal_handlers = lambda: None  # the CLI owns signals
+    thread = threading.Thread(target=server.run, name="api", daemon=True)
+    thread.start()
+    return server, thread
+
+
+def _wait_for_signal(stop: threading.Event) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the service: ingest, detectors, alerts and the API, until SIGINT/SIGTERM."""
+    from api.app import create_app
+    from ingest.broker import ensure_broker
+    from shouwang.clock import ScaledClock, SystemClock
+    from shouwang.registry import load_registry
+    from shouwang.service import Service
+    from shouwang.settings import Settings
+    from storage import open_store
+
+    settings = Settings()
+    setup_logging(settings.log_level)
+    if settings.registry_file is None:
+        log.error("no registry: set SHOUWANG_REGISTRY_FILE to your communities' YAML file (see README)")
+        return 2
+    registry = load_registry(settings.registry_file)
+    broker = ensure_broker(settings.mqtt_host, settings.mqtt_port, settings.mqtt_embedded_fallback)
+    clock = (ScaledClock(settings.clock_start, settings.clock_speed) if settings.clock_start is not None
+             else SystemClock())
+    store = open_store(settings.database_url)
+    service = Service(settings, store, registry, clock)
+    service.start()
+    server, api_thread = _serve_api(create_app(store, service.state, clock, health=service.health),
+                                    settings.api_host, settings.api_port)
+    log.info("Shouwang running: %d households, API on http://%s:%s", len(registry.households),
+             settings.api_host, settings.api_port)
+    stop = threading.Event()
+    _wait_for_signal(stop)
+    log.info("shutting down")
+    server.should_exit = True
+    service.stop()
+    api_thread.join(5)
+    store.close()
+    if broker:
+        broker.stop()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """A simulated community end to end on an accelerated clock."""
+    from shouwang.demo import run_demo
+
+    return run_demo(args)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Publish simulated meter readings to a broker."""
+    from simulators.cli import run
+
+    setup_logging("INFO")
+    return run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="shouwang", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="run the service (settings from SHOUWANG_* variables / SHOUWANG_CONFIG file)")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("demo", help="a simulated community with scripted incidents, alerts printed as they open")
+    p.add_argument("--households", type=int, default=60)
+    p.add_argument("--speed", type=float, default=1440.0, help="simulated seconds per wall second (1440 = a day a minute)")
+    p.add_argument("--days", type=float, default=0, help="stop after this many simulated days (0 = run until Ctrl-C)")
+    p.add_argument("--scenario", type=Path, default=None, help="incident script (default: the shipped demo.yaml)")
+    p.add_argument("--port", type=int, default=8000, help="API port")
+    p.add_argument("--mqtt-port", type=int, default=1883)
+    p.add_argument("--workdir", type=Path, default=Path("var/demo"))
+    p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("simulate", help="publish simulated readings for N households over MQTT")
+    from simulators.cli import add_arguments
+
+    add_arguments(p)
+    p.set_defaults(func=cmd_simulate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
