@@ -40,7 +40,7 @@ READ_CHUNK = 50_000
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")  # durable across a process crash; see docs/storage.md
+    cur.execute("PRAGMA synchronous=FULL")  # a batch is acknowledged to the broker only after this commit
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()

@@ -96,6 +96,7 @@ def test_stalled_household_alerted_gateway_outage_is_a_device_alert(service, com
     with Simulator(community, scenario, *BROKER, start=START, seed=11, mqtt_prefix=prefix,
                    client_id_prefix=f"sim-{prefix[5:13]}") as sim:
         _drive(service, sim, stall_at + 48 * H + 2 * H)
+        sim.close(clear_retained=True)
 
     alerts = service.store.alerts(limit=1000)
     welfare = [a for a in alerts if a.category in WELFARE_CATEGORIES]

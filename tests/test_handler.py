@@ -106,12 +106,20 @@ def test_rejected_payload_is_truncated(handler):
     assert len(rej.payload) < 2100 and rej.payload.startswith("xxx")
 
 
-def test_recorded_gateway_payloads_parse(handler):
+def test_recorded_gateway_payloads_are_accepted_whole():
+    """Payloads a gateway (the simulator) really published, for community `demo` of build_community(10, seed=3)."""
     from pathlib import Path
 
-    fixtures = sorted((Path(__file__).parent / "fixtures" / "gateway_payloads").glob("*.json"))
-    if not fixtures:
-        pytest.skip("no recorded payloads yet")
-    for path in fixtures:
-        doc = json.loads(path.read_text())
-        assert isinstance(doc, (dict, str))
+    from simulators.community import build_community
+
+    fixtures = Path(__file__).parent / "fixtures" / "gateway_payloads"
+    h = MessageHandler(build_community(10, seed=3), "shouwang/v1", "Asia/Shanghai", 600)
+    now = 1_798_000_000
+    batch = h.handle("shouwang/v1/demo/GW-01/readings", (fixtures / "batch.json").read_bytes(), now)
+    assert batch.rejections == [] and len(batch.readings) == 20
+    single = h.handle("shouwang/v1/demo/GW-01/readings", (fixtures / "single.json").read_bytes(), now)
+    assert single.rejections == [] and len(single.readings) + single.duplicates == 1
+    will = json.loads((fixtures / "status_will_offline.json").read_text())
+    status = h.handle("shouwang/v1/demo/GW-01/status", will.encode() if isinstance(will, str) else
+                      json.dumps(will).encode(), now).status
+    assert status is not None and status.online is False
