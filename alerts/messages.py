@@ -28,7 +28,8 @@ def build(alert: Alert, household: Household | None, event: str, public_url: str
     verb = {"opened": "", "cleared": "cleared: ", "resolved": "resolved: "}.get(event, f"{event}: ")
     title = f"{verb}{TITLES[alert.category]} — {who}"
     link = f"{public_url.rstrip('/')}/api/alerts/{alert.id}"
-    text = f"{alert.reason}. Since {local_time(alert.since, zone)}. Acknowledge: {link}"
+    since = "Last activity" if alert.category == AlertCategory.INACTIVITY else "Since"
+    text = f"{alert.reason}. {since} {local_time(alert.since, zone)}. Acknowledge: {link}"
     data = {"alert": {"id": alert.id, "category": str(alert.category), "severity": str(alert.severity),
                       "household": alert.household, "gateway": alert.gateway, "meter": alert.meter,
                       "detector": alert.detector, "reason": alert.reason, "since": alert.since,

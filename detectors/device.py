@@ -4,16 +4,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
-
 import numpy as np
 
 from shouwang.domain import Alert, AlertCategory, Finding, Severity
 from shouwang.state import NEVER, HouseholdState
-
-
-def _fmt(ts: int) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +37,7 @@ class DeviceDetector:
                 since = int(status_at[g])
                 findings.append(Finding(
                     AlertCategory.DEVICE, self.name, Severity.WARNING, since,
-                    f"gateway {gid} offline (last will) since {_fmt(since)}; welfare alerts behind it are held",
+                    f"gateway {gid} offline (last will); welfare alerts behind it are held",
                     gateway=gid))
             elif meters_per_gateway[g] and len(by_gateway.get(g, ())) == meters_per_gateway[g]:
                 idx = by_gateway[g]
@@ -51,14 +45,14 @@ class DeviceDetector:
                     else state.started_at
                 findings.append(Finding(
                     AlertCategory.DEVICE, self.name, Severity.WARNING, since,
-                    f"gateway {gid}: none of its {len(idx)} meters reported since {_fmt(since)}",
+                    f"gateway {gid}: none of its {len(idx)} meters is reporting",
                     gateway=gid))
             else:
                 for i in by_gateway.get(g, ()):
                     since = int(last_ts[i]) if last_ts[i] != NEVER else state.started_at
                     findings.append(Finding(
                         AlertCategory.DEVICE, self.name, Severity.WARNING, since,
-                        f"meter {state.meter_ids[i]} silent since {_fmt(since)}",
+                        f"meter {state.meter_ids[i]} is not reporting",
                         household=state.household_ids[int(state.meter_household[i])], meter=state.meter_ids[i]))
         return findings
 

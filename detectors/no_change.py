@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
-
 import numpy as np
 
 from shouwang.domain import Alert, AlertCategory, Finding, Severity
 from shouwang.state import NEVER, HouseholdState
-
-
-def _fmt(ts: int) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +32,8 @@ class NoChangeDetector:
             Finding(
                 category=AlertCategory.INACTIVITY, detector=self.name, severity=Severity.CRITICAL,
                 since=int(reference[h]), household=state.household_ids[h],
-                reason=(f"no water or electricity use since {_fmt(int(reference[h]))} "
-                        f"({(int(seen_until[h]) - int(reference[h])) / 3600:.0f} h, rule: {hours:g} h)"),
+                reason=(f"no water or electricity use for {(int(seen_until[h]) - int(reference[h])) / 3600:.0f} h "
+                        f"(rule: {hours:g} h)"),
             )
             for h in firing
         ]

@@ -97,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scenario", type=Path, default=None, help="incident script (default: the shipped demo.yaml)")
     p.add_argument("--port", type=int, default=8000, help="API port")
     p.add_argument("--mqtt-port", type=int, default=1883)
+    p.add_argument("--prefix", default="shouwang/v1", help="MQTT topic prefix (vary it to run demos side by side)")
     p.add_argument("--workdir", type=Path, default=Path("var/demo"))
     p.set_defaults(func=cmd_demo)
     p = sub.add_parser("simulate", help="publish simulated readings for N households over MQTT")

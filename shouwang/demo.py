@@ -53,7 +53,8 @@ def run_demo(args: argparse.Namespace) -> int:
     start = _local_midnight(ZONE)
     clock = ScaledClock(start, args.speed)
     settings = Settings(database_url=f"sqlite:///{workdir}/shouwang.db", registry_file=workdir / "registry.yaml",
-                        mqtt_port=args.mqtt_port, mqtt_client_id="shouwang-demo", mqtt_clean_session=True,
+                        mqtt_port=args.mqtt_port, mqtt_topic_prefix=args.prefix,
+                        mqtt_client_id=f"shouwang-demo-{args.port}", mqtt_clean_session=True,
                         tick_s=1.0, api_port=args.port, public_url=f"http://127.0.0.1:{args.port}")
     store = open_store(settings.database_url)
     channels = [ConsoleChannel(sys.stdout)] + [WebhookChannel(u) for u in settings.webhook_urls]
@@ -62,7 +63,8 @@ def run_demo(args: argparse.Namespace) -> int:
     server, api_thread = _serve_api(create_app(store, service.state, clock, health=service.health),
                                     settings.api_host, settings.api_port)
     stop = threading.Event()
-    sim = Simulator(registry, scenario, "127.0.0.1", args.mqtt_port, start=start, seed=7)
+    sim = Simulator(registry, scenario, "127.0.0.1", args.mqtt_port, start=start, seed=7, mqtt_prefix=args.prefix,
+                    client_id_prefix=f"demo-sim-{args.port}")
     sim_thread = threading.Thread(target=sim.run, args=(clock, stop), name="simulator", daemon=True)
     sim_thread.start()
 
@@ -72,7 +74,7 @@ def run_demo(args: argparse.Namespace) -> int:
     _say(f"API: http://127.0.0.1:{args.port}/docs   households: http://127.0.0.1:{args.port}/api/households")
     _say("Scripted incidents:")
     for inc in sim.incidents:
-        _say(f"  - {inc.describe()}" if hasattr(inc, "describe") else f"  - {inc}")
+        _say(f"  - {inc.describe()}")
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
 
@@ -94,7 +96,7 @@ def run_demo(args: argparse.Namespace) -> int:
     _say("stopping…")
     stop.set()
     sim_thread.join(10)
-    sim.close()
+    sim.close(clear_retained=True)
     service.tick()
     service.stop()
     server.should_exit = True
