@@ -52,7 +52,7 @@ def deliver(channel: Channel, notification: Notification, policy: RetryPolicy,
                         extra={"alert": notification.alert_id})
         except PermanentError as exc:
             return False, attempts, str(exc)
-        except Exception as exc:  # a channel bug must not kill the worker
+        except Exception as exc:  # noqa: BLE001 - a channel bug must not kill the worker
             return False, attempts, f"{type(exc).__name__} in {channel.name}"
     return False, attempts, error or "deadline passed"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+
 import numpy as np
 
 from shouwang.domain import Alert, AlertCategory, Finding, Severity

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import numpy as np
 
 from shouwang.domain import Alert, AlertCategory, Finding, Severity

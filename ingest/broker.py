@@ -52,7 +52,7 @@ class EmbeddedBroker:
             try:
                 self._broker = Broker(config, loop=self._loop)
                 self._loop.run_until_complete(self._broker.start())
-            except BaseException as exc:  # reported to start()
+            except BaseException as exc:  # noqa: BLE001 - reported to start()
                 self._error = exc
                 self._ready.set()
                 return

@@ -105,7 +105,7 @@ def parse_reading(raw: Any) -> ReadingIn:
         raise ProtocolError(Reason.INVALID_FIELD, f"{field}: {err['msg']}") from None
 
 
-def parse_ts(ts: int | float | str, zone: tzinfo) -> int:
+def parse_ts(ts: float | str, zone: tzinfo) -> int:
     """Epoch seconds (UTC) from epoch seconds, RFC 3339, or a naive local time in ``zone``."""
     if isinstance(ts, (int, float)):
         if not 0 <= ts < 1e11:

@@ -138,7 +138,7 @@ class BatchWriter:
             try:
                 write()
                 return
-            except Exception as exc:  # the store is down or slow: keep the batch, back off, try again
+            except Exception as exc:  # noqa: BLE001 - store down or slow: keep the batch, back off, retry
                 self.stats.add("store_errors")
                 log.warning("store write failed (%s); retrying in %.1f s", type(exc).__name__, delay)
                 time.sleep(delay)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 
 import pytest
+from receivers import WebhookReceiver
 
 from alerts.channels import ConsoleChannel, Notification, PermanentError, RetryableError, WebhookChannel
 from alerts.notifier import Notifier, RetryPolicy, deliver
-from receivers import WebhookReceiver
 from shouwang.clock import ManualClock
 from shouwang.domain import AlertCategory, Finding, Severity
 

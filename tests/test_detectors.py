@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
-
 from conftest import small_registry
+from timelines import DAY0, H, fridge_only, household_readings, normal_kw, normal_water, nothing, switch
+
 from detectors import DeviceDetector, NoChangeDetector
 from shouwang.domain import AlertCategory, GatewayStatus
 from shouwang.state import HouseholdState
-from timelines import DAY0, H, fridge_only, household_readings, normal_kw, normal_water, nothing, switch
 
 
 @dataclass

@@ -8,11 +8,11 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from receivers import WebhookReceiver
 
 from alerts.channels import WebhookChannel
 from api.app import create_app
 from ingest.broker import broker_reachable
-from receivers import WebhookReceiver
 from shouwang.clock import ManualClock
 from shouwang.domain import WELFARE_CATEGORIES, AlertCategory
 from shouwang.service import Service

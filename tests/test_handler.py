@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import small_registry
+
 from ingest.handler import MessageHandler
 
 NOW = 1_795_300_000  # 2026-11-21T22:26:40Z, 06:26:40 in Shanghai

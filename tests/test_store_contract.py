@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import small_registry
+
 from shouwang.domain import AlertCategory, AlertStatus, Finding, Outcome, Reading, Rejection, Severity
 from storage.base import AlertConflict, NotFound
 
