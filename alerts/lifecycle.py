@@ -6,7 +6,8 @@ import logging
 from collections.abc import Callable, Mapping
 
 from detectors.base import Detector
-from shouwang.domain import AlertCategory, Outcome
+from shouwang.away import AwayPeriod
+from shouwang.domain import Alert, AlertCategory, Outcome
 from shouwang.state import HouseholdState
 from storage.base import AlertConflict, Store
 
@@ -44,3 +45,16 @@ def clear_gone_conditions(
         if on_change:
             on_change(alert.id, event)
     return changed
+
+
+def resolve(
+    store: Store, alert_id: int, outcome: Outcome, by: str, now: int, note: str = "",
+    expected_return: int | None = None,
+) -> Alert:
+    """Close a case; closing as `away` opens an away period that holds welfare alerts until activity resumes."""
+    alert = store.resolve_alert(alert_id, outcome, by, now, note)
+    if outcome == Outcome.AWAY and alert.household:
+        period = store.add_away(AwayPeriod(alert.household, now, expected_return, f"alert:{alert_id}", note))
+        log.info("away period %s opened by closing alert %s", period.id, alert_id,
+                 extra={"alert": alert_id, "household": alert.household})
+    return alert

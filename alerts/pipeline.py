@@ -10,6 +10,7 @@ from typing import Protocol
 from alerts import messages
 from alerts.channels.base import Channel
 from alerts.notifier import Notifier
+from shouwang.away import AwayPeriod, active_away, index_by_household
 from shouwang.domain import WELFARE_CATEGORIES, Alert, Finding, Household
 from storage.base import Store
 
@@ -61,14 +62,41 @@ class Inhibit:
         return kept
 
 
+class SilenceRule(Protocol):
+    """Something that holds findings for a while (an away period, a maintenance window)."""
+
+    def held(self, findings: Sequence[Finding], now: int) -> set[str]:
+        """Keys of the findings this rule holds at ``now``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class AwaySilence:
+    """Welfare findings of a household inside a registered away period are held until it returns."""
+
+    periods_at: Callable[[int], Sequence[AwayPeriod]]  # away periods covering an instant
+    last_activity: Callable[[str], int | None]
+
+    def held(self, findings: Sequence[Finding], now: int) -> set[str]:
+        welfare = [f for f in findings if f.category in WELFARE_CATEGORIES and f.household]
+        if not welfare:
+            return set()
+        periods = index_by_household(self.periods_at(now))
+        return {f.key for f in welfare
+                if f.household in periods
+                and active_away(periods[f.household], f.household, now, self.last_activity(f.household)) is not None}
+
+
 @dataclass(frozen=True, slots=True)
 class Silence:
-    """Drop findings a silence covers (away periods and maintenance windows plug in here)."""
+    """Drop findings that a silence rule holds."""
 
-    silences: tuple[Callable[[Finding, int], bool], ...] = ()
+    rules: tuple[SilenceRule, ...] = ()
 
     def __call__(self, items: list[Candidate], now: int) -> list[Candidate]:
-        return [c for c in items if not any(s(c.finding, now) for s in self.silences)]
+        findings = [c.finding for c in items]
+        held = set().union(*(r.held(findings, now) for r in self.rules)) if self.rules else set()
+        return [c for c in items if c.finding.key not in held]
 
 
 @dataclass(frozen=True, slots=True)

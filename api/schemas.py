@@ -51,6 +51,7 @@ class HouseholdStatus(StrEnum):
     OK = "ok"
     ALERT = "alert"
     DEVICE = "device"
+    AWAY = "away"
     UNKNOWN = "unknown"
 
 
@@ -81,6 +82,8 @@ class HouseholdPublic(_Public):
     covered_until: UtcTime | None = Field(None, description="Time up to which every meter has reported.")
     offline_gateways: list[str] = Field(default_factory=list)
     open_alerts: int = Field(0, description="Unresolved alerts recorded against this household.")
+    away: bool = Field(False, description="A registered absence holds welfare alerts now.")
+    away_until: UtcTime | None = Field(None, description="Expected return of the current absence, if given.")
     meters: list[MeterPublic] = Field(default_factory=list)
 
 
@@ -156,6 +159,39 @@ class AlertResolve(BaseModel):
     outcome: ResolutionOutcome  # type: ignore[valid-type]
     by: Actor = Field(description="Who resolves (name or staff id).")
     note: Note = ""
+    expected_return: AwareDatetime | None = Field(
+        None, description="With outcome `away`: when the resident is expected back (else: until activity).")
+
+
+class AwaySource(StrEnum):
+    """Who registered an absence."""
+
+    HOUSEHOLD = "household"
+    FAMILY = "family"
+    WORKER = "worker"
+
+
+class AwayCreate(BaseModel):
+    """Register an absence: welfare alerts are held from `start` until `end` or until the meters move."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    household: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    start: AwareDatetime | None = Field(None, description="Default: now.")
+    end: AwareDatetime | None = Field(None, description="Expected return; leave out for 'until activity'.")
+    source: AwaySource = AwaySource.FAMILY
+    note: Note = ""
+
+
+class AwayPublic(_Public):
+    """A registered absence."""
+
+    id: int | None
+    household: str
+    start: UtcTime
+    end: UtcTime | None = None
+    source: str
+    note: str
 
 
 class RejectionPublic(_Public):

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 
 from api.deps import Scope
 from api.schemas import AlertDetail, AlertEventPublic, HouseholdPublic, HouseholdStatus, MeterPublic
+from shouwang.away import AwayPeriod, active_away, index_by_household
 from shouwang.domain import UNITS, WELFARE_CATEGORIES, Alert, AlertCategory, AlertStatus, Household, Meter
 from shouwang.state import HouseholdState, HouseholdSummary, MeterSummary
 from storage import NotFound, Store
@@ -15,7 +16,8 @@ SCAN_PAGE = 500
 
 
 def household_status(
-    summary: HouseholdSummary | None, alerts: Iterable[Alert], gateway_alerts: Iterable[Alert] = ()
+    summary: HouseholdSummary | None, alerts: Iterable[Alert], gateway_alerts: Iterable[Alert] = (),
+    away: bool = False,
 ) -> HouseholdStatus:
     """Status of one household from its live summary, its unresolved alerts and those of its gateways."""
     unresolved = [a for a in (*alerts, *gateway_alerts) if a.status is not AlertStatus.RESOLVED]
@@ -23,6 +25,8 @@ def household_status(
         return HouseholdStatus.ALERT
     if any(a.category is AlertCategory.DEVICE for a in unresolved) or (summary and summary.offline_gateways):
         return HouseholdStatus.DEVICE
+    if away:
+        return HouseholdStatus.AWAY
     if summary is None or all(m.last_ts is None for m in summary.meters):
         return HouseholdStatus.UNKNOWN
     return HouseholdStatus.OK
@@ -31,7 +35,9 @@ def household_status(
 class AlertIndex:
     """Unresolved alerts grouped by the household and the gateway they are recorded against."""
 
-    def __init__(self, alerts: Iterable[Alert]) -> None:
+    def __init__(self, alerts: Iterable[Alert], away: Iterable[AwayPeriod] = (), now: int = 0) -> None:
+        self.now = now
+        self.away = index_by_household(away)
         self.by_household: dict[str, list[Alert]] = defaultdict(list)
         self.by_gateway: dict[str, list[Alert]] = defaultdict(list)
         for a in alerts:
@@ -43,6 +49,10 @@ class AlertIndex:
     def for_household(self, household: str) -> list[Alert]:
         """Alerts recorded against the household itself (what /api/alerts?household= lists)."""
         return self.by_household.get(household, [])
+
+    def away_for(self, household: str, last_activity: int | None) -> AwayPeriod | None:
+        """The away period holding this household's welfare alerts now, if any."""
+        return active_away(self.away.get(household, ()), household, self.now, last_activity)
 
     def for_gateways(self, gateways: Iterable[str]) -> list[Alert]:
         """Gateway-wide alerts of these gateways."""
@@ -65,14 +75,16 @@ def household_public(
     summary = state.summary(household.id)
     live = {m.meter: m for m in summary.meters} if summary else {}
     own = index.for_household(household.id)
-    status = household_status(summary, own, index.for_gateways(m.gateway for m in meters))
+    away = index.away_for(household.id, summary.last_activity if summary else None)
+    status = household_status(summary, own, index.for_gateways(m.gateway for m in meters), away is not None)
     return HouseholdPublic(
         id=household.id, community=household.community, name=household.name, address=household.address,
         grid=household.grid, status=status,
         last_activity=summary.last_activity if summary else None,
         covered_until=summary.covered_until if summary else None,
         offline_gateways=list(summary.offline_gateways) if summary else [],
-        open_alerts=len(own),
+        open_alerts=len(own), away_until=away.end if away else None,
+        away=away is not None,
         meters=[meter_public(m, live.get(m.id)) for m in meters])
 
 

@@ -11,7 +11,7 @@ from alerts import messages
 from alerts.channels import Channel, ConsoleChannel, WebhookChannel
 from alerts.lifecycle import clear_gone_conditions
 from alerts.notifier import Notifier, RetryPolicy
-from alerts.pipeline import AlertPipeline, Dedupe, Inhibit, Notify, Record, Route, Silence
+from alerts.pipeline import AlertPipeline, AwaySilence, Dedupe, Inhibit, Notify, Record, Route, Silence
 from detectors import DeviceDetector, NoChangeDetector
 from detectors.base import Detector
 from ingest.handler import MessageHandler
@@ -72,7 +72,7 @@ class Service:
         self.pipeline = AlertPipeline([
             Route(tuple(self.channels)),
             Inhibit(lambda g: sorted(behind.get(g, ())), self._offline_gateways),
-            Silence(),
+            Silence((AwaySilence(lambda now: store.away_periods(active_at=now), self._last_activity),)),
             Dedupe(store),
             Notify(self.notifier, self._households.get, settings.public_url, self._zone),
             Record(),
@@ -110,6 +110,10 @@ class Service:
     def _offline_gateways(self) -> list[str]:
         with self.state.lock:
             return [g for g, up in zip(self.state.gateway_ids, self.state.gateway_online, strict=True) if not up]
+
+    def _last_activity(self, household: str) -> int | None:
+        summary = self.state.summary(household)
+        return summary.last_activity if summary else None
 
     def _zone(self, alert: Alert) -> str:
         hh = self._households.get(alert.household or "")

@@ -110,6 +110,9 @@ Index(
     postgresql_where=text("status != 'resolved'"),
 )
 
+# One alert per episode: a resolved case is not reopened while the same condition (same start) persists.
+Index("alerts_one_per_episode", alerts.c.key, alerts.c.since, unique=True)
+
 alert_events = Table(
     "alert_events",
     metadata,
@@ -119,4 +122,16 @@ alert_events = Table(
     Column("kind", String(32), nullable=False),
     Column("actor", String(200), nullable=False, default=""),
     Column("detail", Text, nullable=False, default=""),
+)
+
+away_periods = Table(
+    "away_periods",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("household", String(64), ForeignKey("households.id"), nullable=False, index=True),
+    Column("start", BigInteger, nullable=False),
+    Column("end", BigInteger, nullable=True),
+    Column("source", String(64), nullable=False, default=""),
+    Column("note", Text, nullable=False, default=""),
+    Column("cancelled_at", BigInteger, nullable=True),
 )

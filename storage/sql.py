@@ -11,6 +11,7 @@ from sqlalchemy import Engine, create_engine, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from shouwang.away import AwayPeriod
 from shouwang.domain import (
     Alert,
     AlertCategory,
@@ -314,3 +315,41 @@ class SqlStore:
         q = select(t.alert_events).where(t.alert_events.c.alert_id == alert_id).order_by(t.alert_events.c.id)
         with self.engine.connect() as conn:
             return [AlertEvent(r.alert_id, r.at, r.kind, r.actor, r.detail) for r in conn.execute(q)]
+
+    # ---------------------------------------------------------------- away periods
+    @staticmethod
+    def _away(r: Any) -> AwayPeriod:
+        return AwayPeriod(r.household, r.start, r.end, r.source, r.note, r.id)
+
+    def add_away(self, period: AwayPeriod) -> AwayPeriod:
+        """Register an absence; the household must exist."""
+        self.household(period.household)
+        row = {"household": period.household, "start": period.start, "end": period.end,
+               "source": period.source, "note": period.note}
+        with self.engine.begin() as conn:
+            new_id = conn.execute(t.away_periods.insert().returning(t.away_periods.c.id), row).scalar_one()
+        return AwayPeriod(period.household, period.start, period.end, period.source, period.note, new_id)
+
+    def away_periods(
+        self, household: str | None = None, active_at: int | None = None, include_cancelled: bool = False
+    ) -> list[AwayPeriod]:
+        """Away periods, optionally of one household and/or covering one instant (by dates alone)."""
+        c = t.away_periods.c
+        q = select(t.away_periods).order_by(c.start, c.id)
+        if household is not None:
+            q = q.where(c.household == household)
+        if active_at is not None:
+            q = q.where(c.start <= active_at, (c.end.is_(None)) | (c.end > active_at))
+        if not include_cancelled:
+            q = q.where(c.cancelled_at.is_(None))
+        with self.engine.connect() as conn:
+            return [self._away(r) for r in conn.execute(q)]
+
+    def cancel_away(self, period_id: int, at: int) -> AwayPeriod:
+        """Withdraw an away period (the person came back, or it was registered by mistake)."""
+        with self.engine.begin() as conn:
+            r = conn.execute(select(t.away_periods).where(t.away_periods.c.id == period_id)).first()
+            if r is None or r.cancelled_at is not None:
+                raise NotFound(f"away period {period_id} not found")
+            conn.execute(update(t.away_periods).where(t.away_periods.c.id == period_id).values(cancelled_at=at))
+        return self._away(r)

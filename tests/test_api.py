@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from api import create_app
 from api.deps import Scope, community_scope
-from api.routes import alerts, health, households, meters, rejections
+from api.routes import alerts, away, health, households, meters, rejections
 from shouwang.clock import ManualClock
 from shouwang.domain import (
     AlertCategory,
@@ -410,14 +410,15 @@ def test_healthz_broken_store_or_checks_is_503(state, clock):
 def test_openapi_lists_every_route_with_a_response_schema(client):
     spec = client.get("/openapi.json").json()
     assert spec["info"]["title"] == "Shouwang"
-    routers = (households.router, meters.router, alerts.router, rejections.router, health.router)
+    routers = (households.router, meters.router, alerts.router, away.router, rejections.router, health.router)
     routes = [r for router in routers for r in router.routes if isinstance(r, APIRoute)]
-    assert len(routes) == 11
+    assert len(routes) == 14
     assert {p for p in spec["paths"]} == {r.path for r in routes}
     for route in routes:
         for method in route.methods:
             op = spec["paths"][route.path][method.lower()]
-            schema = op["responses"]["200"]["content"]["application/json"]["schema"]
+            ok = "201" if "201" in op["responses"] else "200"
+            schema = op["responses"][ok]["content"]["application/json"]["schema"]
             assert schema.get("$ref") or schema.get("items", {}).get("$ref"), (route.path, method)
             assert op["operationId"] == f"{route.tags[0]}-{route.name}"
     assert "404" in spec["paths"]["/api/alerts/{alert_id}/resolve"]["post"]["responses"]

@@ -67,7 +67,8 @@ def test_one_unresolved_alert_per_key_and_lifecycle(loaded):
     done = loaded.resolve_alert(a.id, Outcome.AWAY, "worker-1", 800, "at her son's")
     assert (done.status, done.outcome, done.note) == (AlertStatus.RESOLVED, Outcome.AWAY, "at her son's")
     assert [e.kind for e in loaded.alert_events(a.id)] == ["opened", "acknowledged", "resolved"]
-    again = loaded.open_alert(_finding(), 900)  # resolved alerts no longer block a new one
+    again = loaded.open_alert(  # a resolved alert does not block a new episode of the same condition
+        Finding(AlertCategory.INACTIVITY, "no-change-48h", Severity.CRITICAL, 850, "quiet", household="H1"), 900)
     assert again is not None and again.id != a.id
     assert {x.id for x in loaded.unresolved_alerts()} == {again.id, device.id}
     with pytest.raises(NotFound):
@@ -86,3 +87,28 @@ def test_gateway_status_persists(loaded):
 
     loaded.set_gateway_status(GatewayStatus("G2", False, 1234))
     assert loaded.gateway_statuses() == [GatewayStatus("G2", False, 1234)]
+
+
+def test_away_periods(loaded):
+    from shouwang.away import AwayPeriod
+
+    a = loaded.add_away(AwayPeriod("H1", 1000, 5000, "family", "at her son's"))
+    b = loaded.add_away(AwayPeriod("H2", 2000, None, "alert:3"))
+    assert a.id is not None and b.id != a.id
+    assert [p.household for p in loaded.away_periods(active_at=3000)] == ["H1", "H2"]
+    assert [p.household for p in loaded.away_periods(active_at=6000)] == ["H2"]
+    assert loaded.away_periods(household="H1")[0].note == "at her son's"
+    loaded.cancel_away(b.id, 2500)
+    assert loaded.away_periods(active_at=3000) == [a]
+    with pytest.raises(NotFound):
+        loaded.cancel_away(b.id, 2600)
+    with pytest.raises(NotFound):
+        loaded.add_away(AwayPeriod("nobody", 1, 2))
+
+
+def test_a_resolved_episode_is_not_reopened(loaded):
+    a = loaded.open_alert(_finding("H3"), 500)
+    loaded.resolve_alert(a.id, Outcome.SAFE, "worker", 600)
+    assert loaded.open_alert(_finding("H3"), 700) is None  # same condition, same start: the case is closed
+    later = Finding(AlertCategory.INACTIVITY, "no-change-48h", Severity.CRITICAL, 650, "quiet again", household="H3")
+    assert loaded.open_alert(later, 800) is not None

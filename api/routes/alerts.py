@@ -7,8 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from alerts import lifecycle
 from api.deps import CommunityScope, NowDep, PageDep, StoreDep
-from api.schemas import CONFLICT, NOT_FOUND, AlertAcknowledge, AlertDetail, AlertPublic, AlertResolve
+from api.schemas import CONFLICT, NOT_FOUND, AlertAcknowledge, AlertDetail, AlertPublic, AlertResolve, epoch
 from api.views import alert_detail, scoped_alerts, visible_alert
 from shouwang.domain import AlertCategory, AlertStatus, Outcome
 
@@ -53,8 +54,9 @@ def acknowledge_alert(
 def resolve_alert(
     alert_id: int, body: AlertResolve, store: StoreDep, scope: CommunityScope, now: NowDep
 ) -> AlertDetail:
-    """Close an open or acknowledged alert with an outcome."""
+    """Close an open or acknowledged alert with an outcome; `away` holds welfare alerts until activity resumes."""
     visible_alert(store, scope, alert_id)
-    alert = store.resolve_alert(alert_id, Outcome(body.outcome), body.by, now, body.note)
+    alert = lifecycle.resolve(store, alert_id, Outcome(body.outcome), body.by, now, body.note,
+                              epoch(body.expected_return))
     log.info("alert %d resolved by %s: %s", alert_id, body.by, alert.outcome)
     return alert_detail(store, alert)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
-from api.deps import CommunityScope, PageDep, StateDep, StoreDep
+from api.deps import CommunityScope, NowDep, PageDep, StateDep, StoreDep
 from api.schemas import NOT_FOUND, HouseholdPublic, HouseholdStatus, QueryTime, ReadingPublic, epoch
 from api.views import AlertIndex, household_public, visible_household
 from storage import NotFound
@@ -24,6 +24,7 @@ def list_households(
     state: StateDep,
     scope: CommunityScope,
     page: PageDep,
+    now: NowDep,
     community: Annotated[str | None, Query(max_length=64)] = None,
     grid: Annotated[str | None, Query(max_length=64)] = None,
     status: HouseholdStatus | None = None,
@@ -39,7 +40,7 @@ def list_households(
     meters = defaultdict(list)
     for m in store.meters():
         meters[m.household].append(m)
-    index = AlertIndex(store.unresolved_alerts())
+    index = AlertIndex(store.unresolved_alerts(), store.away_periods(active_at=now), now)
     if status is None:
         households = households[page.offset:page.offset + page.limit]
         return [household_public(h, meters[h.id], state, index) for h in households]
@@ -50,11 +51,11 @@ def list_households(
 
 @router.get("/{household_id}", response_model=HouseholdPublic, responses=NOT_FOUND)
 def get_household(
-    household_id: str, store: StoreDep, state: StateDep, scope: CommunityScope
+    household_id: str, store: StoreDep, state: StateDep, scope: CommunityScope, now: NowDep
 ) -> HouseholdPublic:
     """One household with its status and meters."""
     household = visible_household(store, scope, household_id)
-    index = AlertIndex(store.unresolved_alerts())
+    index = AlertIndex(store.unresolved_alerts(), store.away_periods(household_id, active_at=now), now)
     return household_public(household, store.meters(household_id), state, index)
 
 

@@ -1,0 +1,97 @@
+"""Away periods: registered absences and cases closed as `away` hold welfare alerts until the meters move."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from conftest import small_registry
+from fastapi.testclient import TestClient
+from timelines import DAY0, FRIDGE_KW, H, household_readings, normal_kw, normal_water
+
+from alerts.channels import ConsoleChannel
+from api.app import create_app
+from shouwang.clock import ManualClock
+from shouwang.service import Service
+from shouwang.settings import Settings
+
+STOP = DAY0 + 24 * H
+
+
+def iso(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+@pytest.fixture
+def service(store):
+    clock = ManualClock(DAY0)
+    svc = Service(Settings(), store, small_registry(), clock, channels=[ConsoleChannel()])
+    yield svc
+
+
+@pytest.fixture
+def api(service):
+    return TestClient(create_app(service.store, service.state, service.clock))
+
+
+def feed(service: Service, until: int, back_at: int | None = None) -> None:
+    """H1 lives normally, then only the fridge runs from STOP (until back_at); H2–H4 live normally."""
+    def kw(t: int) -> float:
+        return normal_kw(t) if t <= STOP or (back_at and t > back_at) else FRIDGE_KW
+
+    def water(t: int) -> float:
+        return normal_water(t) if t <= STOP or (back_at and t > back_at) else 0.0
+
+    readings = household_readings("H1", DAY0, until, water, kw)
+    for hh in ("H2", "H3", "H4"):
+        readings += household_readings(hh, DAY0, until)
+    service.store.write_readings(readings)
+    service.state.apply(readings)
+    service.clock.set(until)
+
+
+def welfare(service: Service) -> list[tuple[str, str]]:
+    return [(a.household, str(a.status)) for a in service.store.alerts() if a.category != "device"]
+
+
+def test_registered_absence_holds_the_alert(service, api):
+    r = api.post("/api/away", json={"household": "H1", "start": iso(STOP), "end": iso(STOP + 72 * H),
+                                    "source": "family", "note": "at her son's"})
+    assert r.status_code == 201, r.text
+    feed(service, STOP + 60 * H)
+    service.tick()
+    assert welfare(service) == []
+    assert api.get("/api/households/H1").json()["status"] == "away"
+    feed(service, STOP + 80 * H)  # expected back at +72 h, still no activity: now it is alerted
+    service.tick()
+    assert welfare(service) == [("H1", "open")]
+
+
+def test_closing_as_away_holds_until_activity_resumes(service, api):
+    feed(service, STOP + 50 * H)
+    service.tick()
+    (alert_id,) = [a.id for a in service.store.alerts()]
+    r = api.post(f"/api/alerts/{alert_id}/resolve", json={"outcome": "away", "by": "worker-7",
+                                                          "note": "staying with her son"})
+    assert r.status_code == 200, r.text
+    assert [p["source"] for p in api.get("/api/away?household=H1").json()] == [f"alert:{alert_id}"]
+    feed(service, STOP + 70 * H)
+    service.tick()
+    assert welfare(service) == [("H1", "resolved")]  # held: no new alert while she is away
+    assert api.get("/api/households/H1").json()["status"] == "away"
+    # she comes back at +70 h: the meters move, the away period ends by itself, she is watched as usual
+    back = STOP + 70 * H
+    feed(service, back + 30 * H, back_at=back)
+    assert api.get("/api/households/H1").json()["status"] == "ok"
+    service.tick()
+    assert welfare(service) == [("H1", "resolved")]
+
+
+def test_away_requires_a_known_household_and_end_after_start(api):
+    assert api.post("/api/away", json={"household": "nobody"}).status_code == 404
+    r = api.post("/api/away", json={"household": "H1", "start": iso(STOP), "end": iso(STOP - H)})
+    assert r.status_code == 422
+    created = api.post("/api/away", json={"household": "H2"}).json()
+    assert api.delete(f"/api/away/{created['id']}").status_code == 200
+    assert api.get("/api/away?active=true").json() == []
+    assert api.delete(f"/api/away/{created['id']}").status_code == 404
