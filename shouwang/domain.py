@@ -94,6 +94,53 @@ class Household:
     name: str = ""
     address: str = ""
     grid: str = ""
+    phone: str = ""
+    notes: str = ""  # what a visitor should know, e.g. "hard of hearing"
+
+
+class Role(StrEnum):
+    """What a person is in the care network."""
+
+    FAMILY = "family"
+    VOLUNTEER = "volunteer"  # the party-member volunteer: the "1" of 1+3+N
+    PROPERTY = "property"
+    PARTNER = "partner"
+    WORKER = "worker"  # grid worker
+    COMMITTEE = "committee"  # community (residents') committee
+    STREET = "street"  # street office
+    MANAGER = "manager"  # property manager
+
+
+class Target(StrEnum):
+    """Whom an escalation step notifies, relative to the alert's household."""
+
+    FAMILY = "family"
+    VOLUNTEER = "volunteer"
+    TEAM = "team"  # the household's micro-team (volunteer + property + partner + ...)
+    COMMITTEE = "committee"
+    STREET = "street"
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """Someone who can be notified; ``channels`` are notification URLs in fallback order."""
+
+    id: str
+    name: str
+    role: Role
+    language: str = "zh"
+    phone: str = ""
+    channels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """A person's place in a household's or community's care: target is family/volunteer/team/committee/street."""
+
+    target: Target
+    person: str
+    household: str | None = None
+    community: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +161,9 @@ class Registry:
     gateways: tuple[Gateway, ...] = ()
     households: tuple[Household, ...] = ()
     meters: tuple[Meter, ...] = ()
+    people: tuple[Person, ...] = ()
+    assignments: tuple[Assignment, ...] = ()
+    policies: tuple[tuple[str, dict], ...] = ()  # (community, escalation policy as validated data)
 
 
 @dataclass(frozen=True, slots=True)

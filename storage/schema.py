@@ -10,6 +10,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    JSON,
     MetaData,
     String,
     Table,
@@ -25,6 +26,7 @@ communities = Table(
     Column("id", String(64), primary_key=True),
     Column("name", String(200), nullable=False, default=""),
     Column("timezone", String(64), nullable=False, default="Asia/Shanghai"),
+    Column("escalation", JSON, nullable=True),  # validated escalation policy data, None = default
 )
 
 gateways = Table(
@@ -44,6 +46,8 @@ households = Table(
     Column("name", String(200), nullable=False, default=""),
     Column("address", String(400), nullable=False, default=""),
     Column("grid", String(64), nullable=False, default=""),
+    Column("phone", String(64), nullable=False, default=""),
+    Column("notes", Text, nullable=False, default=""),
 )
 
 meters = Table(
@@ -134,4 +138,25 @@ away_periods = Table(
     Column("source", String(64), nullable=False, default=""),
     Column("note", Text, nullable=False, default=""),
     Column("cancelled_at", BigInteger, nullable=True),
+)
+
+people = Table(
+    "people",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("language", String(8), nullable=False, default="zh"),
+    Column("phone", String(64), nullable=False, default=""),
+    Column("channels", JSON, nullable=False),  # notification URLs in fallback order (they hold secrets)
+)
+
+assignments = Table(
+    "assignments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("target", String(32), nullable=False),
+    Column("person", String(64), ForeignKey("people.id"), nullable=False),
+    Column("household", String(64), ForeignKey("households.id"), nullable=True, index=True),
+    Column("community", String(64), ForeignKey("communities.id"), nullable=True, index=True),
 )

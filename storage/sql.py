@@ -15,6 +15,7 @@ from shouwang.away import AwayPeriod
 from shouwang.domain import (
     Alert,
     AlertCategory,
+    Assignment,
     AlertEvent,
     AlertStatus,
     Community,
@@ -25,10 +26,13 @@ from shouwang.domain import (
     Meter,
     MeterKind,
     Outcome,
+    Person,
     Reading,
     Registry,
     Rejection,
+    Role,
     Severity,
+    Target,
 )
 from storage import schema as t
 from storage.base import AlertConflict, NotFound
@@ -82,16 +86,30 @@ class SqlStore:
         conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=cols), rows)
 
     def upsert_registry(self, registry: Registry) -> None:
+        policies = dict(registry.policies)
         with self.engine.begin() as conn:
             self._upsert(conn, t.communities, [
-                {"id": c.id, "name": c.name, "timezone": c.timezone} for c in registry.communities])
+                {"id": c.id, "name": c.name, "timezone": c.timezone, "escalation": policies.get(c.id)}
+                for c in registry.communities])
             self._upsert(conn, t.gateways, [{"id": g.id, "community": g.community} for g in registry.gateways])
             self._upsert(conn, t.households, [
-                {"id": h.id, "community": h.community, "name": h.name, "address": h.address, "grid": h.grid}
+                {"id": h.id, "community": h.community, "name": h.name, "address": h.address, "grid": h.grid,
+                 "phone": h.phone, "notes": h.notes}
                 for h in registry.households])
             self._upsert(conn, t.meters, [
                 {"id": m.id, "household": m.household, "kind": str(m.kind), "gateway": m.gateway}
                 for m in registry.meters])
+            self._upsert(conn, t.people, [
+                {"id": p.id, "name": p.name, "role": str(p.role), "language": p.language, "phone": p.phone,
+                 "channels": list(p.channels)} for p in registry.people])
+            if registry.assignments:  # the file is the source of truth for the care it names
+                hh = {a.household for a in registry.assignments if a.household}
+                cc = {a.community for a in registry.assignments if a.community}
+                conn.execute(t.assignments.delete().where(t.assignments.c.household.in_(hh)
+                                                          | t.assignments.c.community.in_(cc)))
+                conn.execute(t.assignments.insert(), [
+                    {"target": str(a.target), "person": a.person, "household": a.household,
+                     "community": a.community} for a in registry.assignments])
 
     def communities(self) -> list[Community]:
         with self.engine.connect() as conn:
@@ -110,14 +128,14 @@ class SqlStore:
         if community is not None:
             q = q.where(t.households.c.community == community)
         with self.engine.connect() as conn:
-            return [Household(r.id, r.community, r.name, r.address, r.grid) for r in conn.execute(q)]
+            return [Household(r.id, r.community, r.name, r.address, r.grid, r.phone, r.notes) for r in conn.execute(q)]
 
     def household(self, household_id: str) -> Household:
         with self.engine.connect() as conn:
             r = conn.execute(select(t.households).where(t.households.c.id == household_id)).first()
         if r is None:
             raise NotFound(f"household {household_id!r} not found")
-        return Household(r.id, r.community, r.name, r.address, r.grid)
+        return Household(r.id, r.community, r.name, r.address, r.grid, r.phone, r.notes)
 
     def meters(self, household: str | None = None) -> list[Meter]:
         q = select(t.meters).order_by(t.meters.c.id)
@@ -132,6 +150,54 @@ class SqlStore:
         if r is None:
             raise NotFound(f"meter {meter_id!r} not found")
         return Meter(r.id, r.household, MeterKind(r.kind), r.gateway)
+
+    # ---------------------------------------------------------------- people and care
+    @staticmethod
+    def _person(r: Any) -> Person:
+        return Person(r.id, r.name, Role(r.role), r.language, r.phone, tuple(r.channels or ()))
+
+    def people(self) -> list[Person]:
+        with self.engine.connect() as conn:
+            return [self._person(r) for r in conn.execute(select(t.people).order_by(t.people.c.id))]
+
+    def person(self, person_id: str) -> Person:
+        with self.engine.connect() as conn:
+            r = conn.execute(select(t.people).where(t.people.c.id == person_id)).first()
+        if r is None:
+            raise NotFound(f"person {person_id!r} not found")
+        return self._person(r)
+
+    def upsert_person(self, person: Person) -> Person:
+        with self.engine.begin() as conn:
+            self._upsert(conn, t.people, [{"id": person.id, "name": person.name, "role": str(person.role),
+                                           "language": person.language, "phone": person.phone,
+                                           "channels": list(person.channels)}])
+        return person
+
+    def assignments(self, household: str | None = None, community: str | None = None) -> list[Assignment]:
+        c = t.assignments.c
+        q = select(t.assignments).order_by(c.id)
+        if household is not None:
+            q = q.where(c.household == household)
+        if community is not None:
+            q = q.where(c.community == community)
+        with self.engine.connect() as conn:
+            return [Assignment(Target(r.target), r.person, r.household, r.community) for r in conn.execute(q)]
+
+    def set_household_care(self, household: str, assignments: Sequence[Assignment]) -> None:
+        """Replace a household's family / volunteer / team."""
+        self.household(household)
+        with self.engine.begin() as conn:
+            conn.execute(t.assignments.delete().where(t.assignments.c.household == household))
+            if assignments:
+                conn.execute(t.assignments.insert(), [
+                    {"target": str(a.target), "person": a.person, "household": household, "community": None}
+                    for a in assignments])
+
+    def community_policy(self, community: str) -> dict | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(t.communities.c.escalation)
+                                .where(t.communities.c.id == community)).scalar_one_or_none()
 
     # ---------------------------------------------------------------- gateway status
     def set_gateway_status(self, status: GatewayStatus) -> None:

@@ -112,3 +112,25 @@ def test_a_resolved_episode_is_not_reopened(loaded):
     assert loaded.open_alert(_finding("H3"), 700) is None  # same condition, same start: the case is closed
     later = Finding(AlertCategory.INACTIVITY, "no-change-48h", Severity.CRITICAL, 650, "quiet again", household="H3")
     assert loaded.open_alert(later, 800) is not None
+
+
+def test_people_care_and_policies(any_store, tmp_path):
+    from shouwang.domain import Assignment, Person, Role, Target
+    from shouwang.registry import load_registry
+    from test_registry import GOOD
+
+    path = tmp_path / "r.yaml"
+    path.write_text(GOOD, encoding="utf-8")
+    reg = load_registry(path)
+    any_store.upsert_registry(reg)
+    any_store.upsert_registry(reg)  # idempotent, assignments are not doubled
+    assert [p.id for p in any_store.people()] == sorted(p.id for p in reg.people)
+    assert any_store.person("p-son").channels == ("json://127.0.0.1:9/x",)
+    assert sorted((a.target, a.person) for a in any_store.assignments(household="H1")) == [
+        (Target.FAMILY, "p-son"), (Target.TEAM, "p-prop"), (Target.VOLUNTEER, "p-vol")]
+    assert {a.target for a in any_store.assignments(community="c1")} == {Target.COMMITTEE, Target.STREET}
+    assert any_store.community_policy("c1")["reminder_every"] == "1h"
+    assert any_store.household("H1").notes == "hard of hearing"
+    any_store.upsert_person(Person("p-new", "New volunteer", Role.VOLUNTEER, "en"))
+    any_store.set_household_care("H1", [Assignment(Target.VOLUNTEER, "p-new")])
+    assert [(a.target, a.person) for a in any_store.assignments(household="H1")] == [(Target.VOLUNTEER, "p-new")]
