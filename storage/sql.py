@@ -15,9 +15,9 @@ from shouwang.away import AwayPeriod
 from shouwang.domain import (
     Alert,
     AlertCategory,
-    Assignment,
     AlertEvent,
     AlertStatus,
+    Assignment,
     Community,
     Finding,
     Gateway,

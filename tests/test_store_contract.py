@@ -115,9 +115,10 @@ def test_a_resolved_episode_is_not_reopened(loaded):
 
 
 def test_people_care_and_policies(any_store, tmp_path):
+    from test_registry import GOOD
+
     from shouwang.domain import Assignment, Person, Role, Target
     from shouwang.registry import load_registry
-    from test_registry import GOOD
 
     path = tmp_path / "r.yaml"
     path.write_text(GOOD, encoding="utf-8")
