@@ -1,17 +1,18 @@
-"""The alert pipeline, written out as a list of small stages: route → inhibit → silence → dedupe → notify → record."""
+"""The alert pipeline, written out as a list of small stages: route → inhibit → silence → dedupe → escalate → record.
+
+Escalate is "notify with retry": it writes the first step's messages to the durable outbox, whose worker
+delivers them with retries, backoff and failover, recording each attempt on the alert's timeline.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
-from alerts import messages
-from alerts.channels.base import Channel
-from alerts.notifier import Notifier
 from shouwang.away import AwayPeriod, active_away, index_by_household
-from shouwang.domain import WELFARE_CATEGORIES, Alert, Finding, Household
+from shouwang.domain import WELFARE_CATEGORIES, Alert, Finding
 from storage.base import Store
 
 log = logging.getLogger(__name__)
@@ -22,9 +23,8 @@ class Candidate:
     """A finding on its way through the pipeline; stages fill in what they decide."""
 
     finding: Finding
-    channels: tuple[Channel, ...] = ()
+    community: str | None = None
     alert: Alert | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 class Stage(Protocol):
@@ -35,14 +35,19 @@ class Stage(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """Choose the channels for each candidate (today: every configured channel)."""
+    """Find the community (and so the care network and escalation policy) each finding belongs to."""
 
-    channels: tuple[Channel, ...]
+    community_of: Callable[[Finding], str | None]
 
     def __call__(self, items: list[Candidate], now: int) -> list[Candidate]:
+        routed = []
         for c in items:
-            c.channels = self.channels
-        return items
+            c.community = self.community_of(c.finding)
+            if c.community is None:
+                log.error("no community for finding %s; dropped", c.finding.key, extra={"household": c.finding.household})
+                continue
+            routed.append(c)
+        return routed
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,21 +121,13 @@ class Dedupe:
 
 
 @dataclass(frozen=True, slots=True)
-class Notify:
-    """Queue one notification per channel; the notifier retries and records each delivery."""
+class Escalate:
+    """Start each new alert's escalation: step 1's messages go into the durable outbox with its state."""
 
-    notifier: Notifier
-    household: Callable[[str], Household | None]
-    public_url: str
-    zone: Callable[[Alert], str]
+    start: Callable[[Sequence[Alert], int], None]
 
     def __call__(self, items: list[Candidate], now: int) -> list[Candidate]:
-        for c in items:
-            assert c.alert is not None
-            hh = self.household(c.alert.household) if c.alert.household else None
-            note = messages.build(c.alert, hh, "opened", self.public_url, self.zone(c.alert))
-            for ch in c.channels:
-                self.notifier.enqueue(ch, note)
+        self.start([c.alert for c in items if c.alert is not None], now)
         return items
 
 

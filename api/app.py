@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 import shouwang
-from api.routes import alerts, away, households, meters, rejections
+from api.routes import ack, alerts, away, households, meters, rejections
 from api.routes import health as health_routes
 from shouwang.clock import Clock
 from shouwang.state import HouseholdState
@@ -38,6 +38,7 @@ def create_app(
     clock: Clock,
     *,
     health: Callable[[], dict[str, bool]] | None = None,
+    secret: str = "dev-only-insecure-secret",
 ) -> FastAPI:
     """Build the API over a store, the live household state and a clock; ``health`` adds readiness checks."""
     app = FastAPI(
@@ -51,9 +52,10 @@ def create_app(
     app.state.household_state = state
     app.state.clock = clock
     app.state.health = health
+    app.state.secret = secret
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(AlertConflict, _conflict)
-    for module in (households, meters, alerts, away, rejections, health_routes):
+    for module in (households, meters, alerts, away, rejections, health_routes, ack):
         app.include_router(module.router)
     log.debug("API created (version %s)", shouwang.__version__)
     return app

@@ -163,6 +163,27 @@ class AlertResolve(BaseModel):
         None, description="With outcome `away`: when the resident is expected back (else: until activity).")
 
 
+class AlertReopen(BaseModel):
+    """Someone reopens a closed case."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: Actor = Field(description="Who reopens (name or staff id).")
+    note: Note = ""
+
+
+class DeliveryPublic(BaseModel):
+    """One queued message about an alert and how its delivery went."""
+
+    id: int | None
+    person: str | None = Field(None, description="Recipient person id; null for watcher channels.")
+    kind: str
+    channel: int = Field(description="Which of the person's channels (1 = first choice).")
+    state: str = Field(description="pending, sending, sent or failed")
+    attempts: int
+    title: str
+
+
 class AwaySource(StrEnum):
     """Who registered an absence."""
 

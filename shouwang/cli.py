@@ -54,7 +54,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     store = open_store(settings.database_url)
     service = Service(settings, store, registry, clock)
     service.start()
-    server, api_thread = _serve_api(create_app(store, service.state, clock, health=service.health),
+    server, api_thread = _serve_api(create_app(store, service.state, clock, health=service.health,
+                                               secret=settings.secret_key.get_secret_value()),
                                     settings.api_host, settings.api_port)
     log.info("Shouwang running: %d households, API on http://%s:%s", len(registry.households),
              settings.api_host, settings.api_port)

@@ -28,7 +28,7 @@ def _say(text: str) -> None:
 
 def run_demo(args: argparse.Namespace) -> int:
     """Run until Ctrl-C (or --days of simulated time), printing alerts as they open."""
-    from alerts.channels import ConsoleChannel, WebhookChannel
+    from alerts.channels import ConsoleChannel, channel_from_url
     from api.app import create_app
     from ingest.broker import ensure_broker
     from shouwang.cli import _serve_api
@@ -57,10 +57,12 @@ def run_demo(args: argparse.Namespace) -> int:
                         mqtt_client_id=f"shouwang-demo-{args.port}", mqtt_clean_session=True,
                         tick_s=1.0, api_port=args.port, public_url=f"http://127.0.0.1:{args.port}")
     store = open_store(settings.database_url)
-    channels = [ConsoleChannel(sys.stdout)] + [WebhookChannel(u) for u in settings.webhook_urls]
-    service = Service(settings, store, registry, clock, channels=channels)
+    console = ConsoleChannel(sys.stdout)
+    service = Service(settings, store, registry, clock,
+                      make_channel=lambda url: console if url.startswith("console:") else channel_from_url(url))
     service.start()
-    server, api_thread = _serve_api(create_app(store, service.state, clock, health=service.health),
+    server, api_thread = _serve_api(create_app(store, service.state, clock, health=service.health,
+                                               secret=settings.secret_key.get_secret_value()),
                                     settings.api_host, settings.api_port)
     stop = threading.Event()
     sim = Simulator(registry, scenario, "127.0.0.1", args.mqtt_port, start=start, seed=7, mqtt_prefix=args.prefix,

@@ -39,9 +39,10 @@ class Severity(StrEnum):
 
 
 class AlertStatus(StrEnum):
-    """Lifecycle of an alert: open → acknowledged → resolved."""
+    """Lifecycle of an alert: open → notified → acknowledged → resolved (and reopened → open)."""
 
     OPEN = "open"
+    NOTIFIED = "notified"
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
 
@@ -225,6 +226,39 @@ class AlertEvent:
     kind: str
     actor: str = ""
     detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """One message to one person (or watcher channel) over one channel, waiting in the durable outbox."""
+
+    alert_ids: tuple[int, ...]
+    url: str  # the channel URL; holds secrets, never logged
+    kind: str  # opened, escalated, reminder, sla, cleared, resolved
+    title: str
+    text: str
+    data: dict = field(default_factory=dict)
+    person: str | None = None
+    channel_index: int = 0
+    attempts: int = 0
+    next_attempt_at: float = 0.0
+    deadline_at: float = 0.0
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Escalation:
+    """Where an alert is in its escalation policy; persisted so it survives a restart."""
+
+    alert_id: int
+    community: str
+    step: int  # index of the last step carried out
+    next_step_at: int | None
+    reminder_at: int | None = None
+    sla_at: int | None = None
+    sla_level: int = 0
+    tier: str = "ordinary"
+    notified: tuple[str, ...] = ()  # people notified so far
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,21 +5,22 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from alerts import messages
-from alerts.channels import Channel, ConsoleChannel, WebhookChannel
+from alerts.channels import Channel, channel_from_url
+from alerts.escalation import Escalator
 from alerts.lifecycle import clear_gone_conditions
-from alerts.notifier import Notifier, RetryPolicy
-from alerts.pipeline import AlertPipeline, AwaySilence, Dedupe, Inhibit, Notify, Record, Route, Silence
+from alerts.notifier import RetryPolicy
+from alerts.outbox import OutboxWorker
+from alerts.pipeline import AlertPipeline, AwaySilence, Dedupe, Escalate, Inhibit, Record, Route, Silence
 from detectors import DeviceDetector, NoChangeDetector
 from detectors.base import Detector
 from ingest.handler import MessageHandler
 from ingest.stats import IngestStats
 from ingest.subscriber import MqttIngest
 from ingest.writer import BatchWriter
-from shouwang.clock import Clock
-from shouwang.domain import Alert, Registry
+from shouwang.clock import Clock, SystemClock
+from shouwang.domain import Alert, Finding, Registry
 from shouwang.settings import Settings
 from shouwang.state import ActivityModel, HouseholdState
 from storage.base import Store
@@ -46,8 +47,11 @@ class Service:
         store: Store,
         registry: Registry,
         clock: Clock,
-        channels: Sequence[Channel] | None = None,
+        *,
+        watchers: Sequence[str] | None = None,
         detectors: Sequence[Detector] | None = None,
+        make_channel: Callable[[str], Channel] = channel_from_url,
+        wall: Clock | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -62,19 +66,27 @@ class Service:
                                       settings.max_future_skew_s)
         self._restore(now)
         self.detectors = list(detectors if detectors is not None else default_detectors(settings))
-        self.channels = list(channels if channels is not None else self._configured_channels())
-        self.notifier = Notifier(store, clock, RetryPolicy(deadline_s=settings.notify_deadline_s))
-        self._households = {h.id: h for h in registry.households}
-        self._zones = {c.id: c.timezone for c in registry.communities}
+        wall = wall or SystemClock()
+        self.escalator = Escalator(
+            store, wall, public_url=settings.public_url, secret=settings.secret_key.get_secret_value(),
+            watchers=watchers if watchers is not None else ["console://", *settings.webhook_urls],
+            delivery_deadline_s=settings.notify_deadline_s, default_zone=settings.timezone)
+        self.outbox = OutboxWorker(store, clock, wall, make_channel, RetryPolicy(deadline_s=settings.notify_deadline_s))
+        community = {h.id: h.community for h in registry.households}
+        community.update({f"gw:{g.id}": g.community for g in registry.gateways})
         behind: dict[str, set[str]] = defaultdict(set)
         for m in registry.meters:
             behind[m.gateway].add(m.household)
+
+        def community_of(f: Finding) -> str | None:
+            return community.get(f.household or "") or community.get(f"gw:{f.gateway}")
+
         self.pipeline = AlertPipeline([
-            Route(tuple(self.channels)),
+            Route(community_of),
             Inhibit(lambda g: sorted(behind.get(g, ())), self._offline_gateways),
             Silence((AwaySilence(lambda now: store.away_periods(active_at=now), self._last_activity),)),
             Dedupe(store),
-            Notify(self.notifier, self._households.get, settings.public_url, self._zone),
+            Escalate(self.escalator.start),
             Record(),
         ])
         self.writer = BatchWriter(store, self.state, self.stats, max_readings=settings.batch_max_readings,
@@ -87,11 +99,6 @@ class Service:
         self._tick_lock = threading.Lock()
         self._stop = threading.Event()
         self._timer = threading.Thread(target=self._tick_loop, name="detector-timer", daemon=True)
-
-    def _configured_channels(self) -> list[Channel]:
-        chans: list[Channel] = [ConsoleChannel()]
-        chans += [WebhookChannel(u, self.settings.webhook_timeout_s) for u in self.settings.webhook_urls]
-        return chans
 
     def _restore(self, now: int) -> None:
         """Rebuild state from the store: last reading per meter, then the readings of the lookback window."""
@@ -115,13 +122,9 @@ class Service:
         summary = self.state.summary(household)
         return summary.last_activity if summary else None
 
-    def _zone(self, alert: Alert) -> str:
-        hh = self._households.get(alert.household or "")
-        return self._zones.get(hh.community if hh else "", self.settings.timezone)
-
     # ------------------------------------------------------------------ running
     def start(self) -> None:
-        self.notifier.start()
+        self.outbox.start()
         self.writer.start()
         self.ingest.start()
         self._timer.start()
@@ -132,8 +135,7 @@ class Service:
         self.ingest.stop()
         self.writer.stop()
         self._timer.join(5)
-        self.notifier.wait_idle(10)
-        self.notifier.stop()
+        self.outbox.stop()
 
     def _tick_loop(self) -> None:
         while not self._stop.wait(self.settings.tick_s):
@@ -149,15 +151,10 @@ class Service:
             findings = [f for d in self.detectors for f in d.evaluate(self.state, now)]
             opened = self.pipeline.run(findings, now)
             clear_gone_conditions(self.store, {d.name: d for d in self.detectors}, self.state, now,
-                                  self._announce_change)
+                                  lambda alert_id, event: self.escalator.announce(self.store.alert(alert_id), event, now))
+            self.escalator.tick(now)
+            self.outbox.wake()
             return opened
-
-    def _announce_change(self, alert_id: int, event: str) -> None:
-        alert = self.store.alert(alert_id)
-        note = messages.build(alert, self._households.get(alert.household or ""), event,
-                              self.settings.public_url, self._zone(alert))
-        for ch in self.channels:
-            self.notifier.enqueue(ch, note)
 
     def health(self) -> dict[str, bool]:
         """Readiness checks for /healthz."""

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = 5.0
     notify_deadline_s: float = Field(300.0, description="Give up retrying a notification after this long.")
 
+    secret_key: SecretStr = Field(SecretStr("dev-only-insecure-secret"),
+                                  description="Signs acknowledge links; set a long random value in production.")
+
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     public_url: str = "http://127.0.0.1:8000"

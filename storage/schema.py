@@ -160,3 +160,41 @@ assignments = Table(
     Column("household", String(64), ForeignKey("households.id"), nullable=True, index=True),
     Column("community", String(64), ForeignKey("communities.id"), nullable=True, index=True),
 )
+
+# Where each unresolved alert is in its escalation policy (survives restarts).
+escalations = Table(
+    "escalations",
+    metadata,
+    Column("alert_id", Integer, ForeignKey("alerts.id"), primary_key=True),
+    Column("community", String(64), nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("next_step_at", BigInteger, nullable=True, index=True),
+    Column("reminder_at", BigInteger, nullable=True, index=True),
+    Column("sla_at", BigInteger, nullable=True, index=True),
+    Column("sla_level", Integer, nullable=False, default=0),
+    Column("tier", String(16), nullable=False, default="ordinary"),
+    Column("notified", JSON, nullable=False),
+    Column("done", Boolean, nullable=False, default=False),
+)
+
+# The durable outbox: a notification written here in the same transaction as the escalation step that
+# caused it is delivered even if the process dies right after.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alert_ids", JSON, nullable=False),
+    Column("person", String(64), nullable=True),
+    Column("channel_index", Integer, nullable=False, default=0),
+    Column("url", Text, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("state", String(16), nullable=False, index=True),  # pending, sending, sent, failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("deadline_at", Float, nullable=False),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("sent_at", Float, nullable=True),
+)

@@ -36,6 +36,7 @@ from shouwang.domain import (
 )
 from storage import schema as t
 from storage.base import AlertConflict, NotFound
+from storage.sql_escalation import EscalationStoreMixin
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def open_store(url: str) -> SqlStore:
     return SqlStore(engine)
 
 
-class SqlStore:
+class SqlStore(EscalationStoreMixin):
     """Store implementation shared by every SQL backend."""
 
     def __init__(self, engine: Engine) -> None:
@@ -356,21 +357,43 @@ class SqlStore:
 
     def acknowledge_alert(self, alert_id: int, by: str, at: int, note: str = "") -> Alert:
         return self._transition(
-            alert_id, {AlertStatus.OPEN},
+            alert_id, {AlertStatus.OPEN, AlertStatus.NOTIFIED},
             {"status": str(AlertStatus.ACKNOWLEDGED), "acknowledged_by": by, "acknowledged_at": at},
             AlertEvent(alert_id, at, "acknowledged", by, note))
 
     def resolve_alert(self, alert_id: int, outcome: Outcome, by: str, at: int, note: str = "") -> Alert:
         return self._transition(
-            alert_id, {AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED},
+            alert_id, {AlertStatus.OPEN, AlertStatus.NOTIFIED, AlertStatus.ACKNOWLEDGED},
             {"status": str(AlertStatus.RESOLVED), "resolved_by": by, "resolved_at": at,
              "outcome": str(outcome), "note": note},
             AlertEvent(alert_id, at, "resolved", by, f"{outcome}: {note}" if note else str(outcome)))
 
     def clear_alert(self, alert_id: int, at: int) -> Alert:
         return self._transition(
-            alert_id, {AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED}, {"cleared_at": at},
+            alert_id, {AlertStatus.OPEN, AlertStatus.NOTIFIED, AlertStatus.ACKNOWLEDGED}, {"cleared_at": at},
             AlertEvent(alert_id, at, "cleared", "detector", "condition no longer seen"))
+
+    def mark_notified(self, alert_id: int, at: int) -> None:
+        """open → notified, once the first message about the alert has left."""
+        with self.engine.begin() as conn:
+            conn.execute(update(t.alerts).where(t.alerts.c.id == alert_id, t.alerts.c.status == str(AlertStatus.OPEN))
+                         .values(status=str(AlertStatus.NOTIFIED)))
+
+    def reopen_alert(self, alert_id: int, by: str, at: int, note: str = "") -> Alert:
+        """resolved → open, keeping the timeline; refused if another alert of the same key is unresolved."""
+        try:
+            alert = self._transition(
+                alert_id, {AlertStatus.RESOLVED},
+                {"status": str(AlertStatus.OPEN), "resolved_at": None, "resolved_by": None, "outcome": None,
+                 "acknowledged_by": None, "acknowledged_at": None},
+                AlertEvent(alert_id, at, "reopened", by, note))
+            with self.engine.begin() as conn:  # escalate again from the first step
+                conn.execute(update(t.escalations).where(t.escalations.c.alert_id == alert_id)
+                             .values(done=False, step=-1, next_step_at=at, reminder_at=None))
+            return alert
+        except IntegrityError:
+            raise AlertConflict(f"alert {alert_id} cannot be reopened: another alert for the same "
+                                "household and category is open") from None
 
     def add_alert_event(self, event: AlertEvent) -> None:
         with self.engine.begin() as conn:

@@ -9,7 +9,6 @@ from conftest import small_registry
 from fastapi.testclient import TestClient
 from timelines import DAY0, FRIDGE_KW, H, household_readings, normal_kw, normal_water
 
-from alerts.channels import ConsoleChannel
 from api.app import create_app
 from shouwang.clock import ManualClock
 from shouwang.service import Service
@@ -25,7 +24,7 @@ def iso(ts: int) -> str:
 @pytest.fixture
 def service(store):
     clock = ManualClock(DAY0)
-    svc = Service(Settings(), store, small_registry(), clock, channels=[ConsoleChannel()])
+    svc = Service(Settings(), store, small_registry(), clock, watchers=[])
     yield svc
 
 

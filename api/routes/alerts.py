@@ -9,7 +9,17 @@ from fastapi import APIRouter, Query
 
 from alerts import lifecycle
 from api.deps import CommunityScope, NowDep, PageDep, StoreDep
-from api.schemas import CONFLICT, NOT_FOUND, AlertAcknowledge, AlertDetail, AlertPublic, AlertResolve, epoch
+from api.schemas import (
+    CONFLICT,
+    NOT_FOUND,
+    AlertAcknowledge,
+    AlertDetail,
+    AlertPublic,
+    AlertReopen,
+    AlertResolve,
+    DeliveryPublic,
+    epoch,
+)
 from api.views import alert_detail, scoped_alerts, visible_alert
 from shouwang.domain import AlertCategory, AlertStatus, Outcome
 
@@ -60,3 +70,23 @@ def resolve_alert(
                               epoch(body.expected_return))
     log.info("alert %d resolved by %s: %s", alert_id, body.by, alert.outcome)
     return alert_detail(store, alert)
+
+
+@router.post("/{alert_id}/reopen", response_model=AlertDetail, responses=NOT_FOUND | CONFLICT)
+def reopen_alert(
+    alert_id: int, body: AlertReopen, store: StoreDep, scope: CommunityScope, now: NowDep
+) -> AlertDetail:
+    """Reopen a resolved case (it was closed too early); escalation starts again from the first step."""
+    visible_alert(store, scope, alert_id)
+    alert = store.reopen_alert(alert_id, body.by, now, body.note)
+    log.info("alert %d reopened by %s", alert_id, body.by)
+    return alert_detail(store, alert)
+
+
+@router.get("/{alert_id}/deliveries", response_model=list[DeliveryPublic], responses=NOT_FOUND)
+def alert_deliveries(alert_id: int, store: StoreDep, scope: CommunityScope) -> list[DeliveryPublic]:
+    """Every message queued about the alert, with its delivery state (channel addresses are not shown)."""
+    visible_alert(store, scope, alert_id)
+    return [DeliveryPublic(id=i.id, person=i.person, kind=i.kind, channel=i.channel_index + 1, state=state,
+                           attempts=i.attempts, title=i.title)
+            for i, state in store.outbox_items(alert_id=alert_id)]

@@ -1,0 +1,253 @@
+"""The escalation engine: who is told what and when, until someone acknowledges and the case is closed."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from alerts import messages
+from alerts.policy import DEFAULT_POLICY, Duration, Policy, Step, load_policy
+from shouwang.clock import Clock
+from shouwang.domain import (
+    Alert,
+    AlertCategory,
+    AlertEvent,
+    AlertStatus,
+    Escalation,
+    Household,
+    OutboxItem,
+    Person,
+    Target,
+)
+from storage.base import NotFound, Store
+
+log = logging.getLogger(__name__)
+
+# Device problems go to the people who fix them, once; they do not climb to the street office.
+DEVICE_POLICY = Policy(steps=[Step(notify=[Target.TEAM, Target.COMMITTEE])], reminder_every=None,
+                       sla_escalates_to=[])
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One thing to tell one person about one alert."""
+
+    person: Person
+    alert: Alert
+    kind: str  # opened, escalated, reminder, sla
+
+
+class CareDirectory:
+    """Resolves escalation targets (family, volunteer, team, committee, street) to people."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def community_of(self, alert: Alert) -> str:
+        if alert.household:
+            return self.store.household(alert.household).community
+        gateways = {g.id: g.community for g in self.store.gateways()}
+        return gateways.get(alert.gateway or "", "")
+
+    def people(self, alert: Alert, community: str, targets: Sequence[Target]) -> list[Person]:
+        """The people ``targets`` name for this alert, each once, in target order."""
+        wanted = set(targets)
+        if Target.TEAM in wanted:
+            wanted.add(Target.VOLUNTEER)  # the whole micro-team includes its volunteer
+        ids: list[str] = []
+        if alert.household:
+            ids += [a.person for a in self.store.assignments(household=alert.household) if a.target in wanted]
+        ids += [a.person for a in self.store.assignments(community=community) if a.target in wanted]
+        out, seen = [], set()
+        for pid in ids:
+            if pid in seen:
+                continue
+            seen.add(pid)
+            try:
+                out.append(self.store.person(pid))
+            except NotFound:
+                log.warning("care assignment names unknown person %s", pid, extra={"alert": alert.id})
+        return out
+
+
+class Escalator:
+    """Starts an escalation for each new alert and advances all of them on each tick, atomically with the outbox."""
+
+    def __init__(
+        self,
+        store: Store,
+        wall: Clock,
+        *,
+        public_url: str,
+        secret: str,
+        watchers: Sequence[str] = (),
+        delivery_deadline_s: float = 300.0,
+        default_zone: str = "Asia/Shanghai",
+    ) -> None:
+        self.store = store
+        self.wall = wall
+        self.public_url = public_url
+        self.secret = secret
+        self.watchers = list(watchers)
+        self.delivery_deadline_s = delivery_deadline_s
+        self.default_zone = default_zone
+        self.directory = CareDirectory(store)
+        self._zones = {c.id: c.timezone for c in store.communities()}
+
+    # ------------------------------------------------------------------ policy
+    def policy(self, alert: Alert, community: str) -> Policy:
+        if alert.category == AlertCategory.DEVICE:
+            return DEVICE_POLICY
+        data = self.store.community_policy(community) if community else None
+        return load_policy(data, f"community {community}") if data else DEFAULT_POLICY
+
+    @staticmethod
+    def _after(d: Duration | None, start: int, zone: str) -> int | None:
+        return None if d is None else d.after(start, zone)
+
+    # ------------------------------------------------------------------ start
+    def start(self, alerts: Sequence[Alert], now: int) -> None:
+        """Carry out step 1 of each new alert's policy and tell the watchers."""
+        steps, msgs, events, watch = [], [], [], []
+        for alert in alerts:
+            community = self.directory.community_of(alert)
+            policy = self.policy(alert, community)
+            zone = self._zones.get(community, self.default_zone)
+            people = self.directory.people(alert, community, policy.steps[0].notify)
+            msgs += [Message(p, alert, "opened") for p in people]
+            steps.append((Escalation(
+                alert.id, community, 0, self._after(policy.steps[0].wait, now, zone),
+                sla_at=self._after(policy.sla.ordinary, alert.opened_at, zone) if policy.sla_escalates_to else None,
+                notified=tuple(p.id for p in people)), False))
+            events.append(self._step_event(alert.id, now, 1, policy.steps[0].notify, people))
+            watch.append((alert, "opened"))
+        self._save(steps, msgs, events, watch, now)
+
+    # ------------------------------------------------------------------ tick
+    def tick(self, now: int) -> None:
+        """Advance every active escalation that is due: next step, reminder, or SLA miss."""
+        steps, msgs, events = [], [], []
+        for esc in self.store.active_escalations():
+            alert = self.store.alert(esc.alert_id)
+            if alert.status == AlertStatus.RESOLVED:
+                steps.append((esc, True))
+                continue
+            policy = self.policy(alert, esc.community)
+            zone = self._zones.get(esc.community, self.default_zone)
+            new = esc
+            if alert.status == AlertStatus.ACKNOWLEDGED:
+                new = self._remind(new, alert, policy, now, zone, msgs, events)
+            elif esc.next_step_at is not None and esc.next_step_at <= now:
+                new = self._next_step(new, alert, policy, now, zone, msgs, events)
+            if new.sla_at is not None and new.sla_at <= now:
+                new = self._sla_missed(new, alert, policy, now, zone, msgs, events)
+            if new != esc:
+                steps.append((new, False))
+        if steps or msgs:
+            self._save(steps, msgs, events, [], now)
+
+    def _next_step(self, esc: Escalation, alert: Alert, policy: Policy, now: int, zone: str,
+                   msgs: list[Message], events: list[AlertEvent]) -> Escalation:
+        i = esc.step + 1
+        if i >= len(policy.steps):
+            return replace(esc, next_step_at=None)
+        step = policy.steps[i]
+        people = self.directory.people(alert, esc.community, step.notify)
+        msgs += [Message(p, alert, "escalated") for p in people]
+        events.append(self._step_event(alert.id, now, i + 1, step.notify, people))
+        return replace(esc, step=i, next_step_at=self._after(step.wait, now, zone),
+                       notified=tuple(dict.fromkeys(esc.notified + tuple(p.id for p in people))))
+
+    def _remind(self, esc: Escalation, alert: Alert, policy: Policy, now: int, zone: str,
+                msgs: list[Message], events: list[AlertEvent]) -> Escalation:
+        if policy.reminder_every is None:
+            return esc
+        if esc.reminder_at is None:
+            return replace(esc, next_step_at=None,
+                           reminder_at=policy.reminder_every.after(alert.acknowledged_at or now, zone))
+        if esc.reminder_at > now:
+            return esc
+        try:
+            people = [self.store.person(alert.acknowledged_by or "")]
+        except NotFound:  # acknowledged by name, not by a known person: remind the last step's recipients
+            people = [self.store.person(p) for p in esc.notified]
+        msgs += [Message(p, alert, "reminder") for p in people]
+        events.append(AlertEvent(alert.id, now, "reminder", "escalation", ", ".join(p.name for p in people)))
+        return replace(esc, reminder_at=policy.reminder_every.after(now, zone))
+
+    def _sla_missed(self, esc: Escalation, alert: Alert, policy: Policy, now: int, zone: str,
+                    msgs: list[Message], events: list[AlertEvent]) -> Escalation:
+        if esc.sla_level >= len(policy.sla_escalates_to):
+            return replace(esc, sla_at=None)
+        target = policy.sla_escalates_to[esc.sla_level]
+        people = self.directory.people(alert, esc.community, [target])
+        msgs += [Message(p, alert, "sla") for p in people]
+        events.append(AlertEvent(alert.id, now, "sla_missed", "escalation",
+                                 f"{esc.tier} case not closed in time; told {target}: "
+                                 + ", ".join(p.name for p in people)))
+        tier = policy.sla.hard if esc.tier == "hard" else policy.sla.ordinary
+        return replace(esc, sla_level=esc.sla_level + 1, sla_at=tier.after(now, zone))
+
+    # ------------------------------------------------------------------ notices outside the policy
+    def announce(self, alert: Alert, kind: str, now: int) -> None:
+        """Tell watchers, and everyone notified so far, that an alert cleared or was resolved."""
+        esc = self.store.escalation(alert.id)
+        people = []
+        for pid in esc.notified if esc else ():
+            try:
+                people.append(self.store.person(pid))
+            except NotFound:
+                continue
+        self._save([], [Message(p, alert, kind) for p in people], [], [(alert, kind)], now)
+
+    # ------------------------------------------------------------------ messages
+    @staticmethod
+    def _step_event(alert_id: int, now: int, number: int, targets: Sequence[Target],
+                    people: Sequence[Person]) -> AlertEvent:
+        names = ", ".join(p.name for p in people) or "nobody assigned"
+        return AlertEvent(alert_id, now, "escalation_step", "escalation",
+                          f"step {number} ({', '.join(str(t) for t in targets)}): {names}")
+
+    def _household(self, alert: Alert) -> Household | None:
+        try:
+            return self.store.household(alert.household) if alert.household else None
+        except NotFound:
+            return None
+
+    def _save(self, steps: list[tuple[Escalation, bool]], msgs: Sequence[Message], events: list[AlertEvent],
+              watch: Sequence[tuple[Alert, str]], now: int) -> None:
+        """One message per person per burst (grouping alerts), then everything in one transaction."""
+        t0 = self.wall.now()
+        items: list[OutboxItem] = []
+        by_person: dict[str, list[Message]] = defaultdict(list)
+        for m in msgs:
+            by_person[m.person.id].append(m)
+        names = {m.alert.id: [] for m in msgs}
+        for m in msgs:
+            names[m.alert.id].append(m.person.name)
+        for group in by_person.values():
+            person = group[0].person
+            if not person.channels:
+                events += [AlertEvent(m.alert.id, now, "undeliverable", "escalation", f"{person.name} has no channel")
+                           for m in group]
+                continue
+            first = group[0]
+            pairs = [(m.alert, self._household(m.alert)) for m in group]
+            community = self.directory.community_of(first.alert)
+            title, text = messages.compose(
+                pairs, first.kind, person.language, self._zones.get(community, self.default_zone),
+                messages.ack_link(self.public_url, self.secret, first.alert.id, person.id),
+                [n for n in names[first.alert.id] if n != person.name])
+            items.append(OutboxItem(tuple(m.alert.id for m in group), person.channels[0], first.kind, title, text,
+                                    messages.alert_data(first.alert, pairs[0][1]), person.id, 0, 0, t0,
+                                    t0 + self.delivery_deadline_s))
+        for alert, kind in watch:
+            hh = self._household(alert)
+            zone = self._zones.get(hh.community if hh else "", self.default_zone)
+            title, text = messages.compose([(alert, hh)], kind, "en", zone,
+                                           messages.ack_link(self.public_url, self.secret, alert.id, None))
+            items += [OutboxItem((alert.id,), url, kind, title, text, messages.alert_data(alert, hh), None, 0, 0,
+                                 t0, t0 + self.delivery_deadline_s) for url in self.watchers]
+        self.store.save_escalation_steps(steps, items, events)

@@ -1,0 +1,240 @@
+"""The closed loop: escalation walks the policy, reminds, fails over, survives restarts; real HTTP receiver."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from receivers import WebhookReceiver
+
+from alerts.channels import ConsoleChannel, WebhookChannel
+from shouwang.clock import ManualClock
+from shouwang.domain import (
+    AlertCategory,
+    Assignment,
+    Community,
+    Finding,
+    Gateway,
+    Household,
+    Meter,
+    MeterKind,
+    Person,
+    Registry,
+    Role,
+    Severity,
+    Target,
+)
+from shouwang.service import Service
+from shouwang.settings import Settings
+from storage import open_store
+
+T0 = 1_795_300_000
+M = 60
+PEOPLE = [("p-son", Role.FAMILY, "en"), ("p-vol", Role.VOLUNTEER, "zh"), ("p-prop", Role.PROPERTY, "zh"),
+          ("p-partner", Role.PARTNER, "zh"), ("p-com", Role.COMMITTEE, "zh"), ("p-st", Role.STREET, "zh")]
+
+
+def care_registry(url: str, n_households: int = 2, dead_first: set[str] = frozenset()) -> Registry:
+    """Households H1..Hn behind G1 with one micro-team; each person's channel is the receiver at /<person>."""
+    people = tuple(Person(pid, pid.upper(), role, lang, "",
+                          (("http://127.0.0.1:9/dead",) if pid in dead_first else ()) + (f"{url}/{pid}",))
+                   for pid, role, lang in PEOPLE)
+    hh = tuple(Household(f"H{i}", "c1", f"Resident {i}", f"1-{100 + i}", "g1", "+86 1", "hard of hearing")
+               for i in range(1, n_households + 1))
+    meters = tuple(Meter(f"{h.id}-W", h.id, MeterKind.WATER, "G1") for h in hh)
+    care = [Assignment(Target.COMMITTEE, "p-com", community="c1"), Assignment(Target.STREET, "p-st", community="c1")]
+    for h in hh:
+        care += [Assignment(Target.FAMILY, "p-son", household=h.id), Assignment(Target.VOLUNTEER, "p-vol", household=h.id),
+                 Assignment(Target.TEAM, "p-prop", household=h.id), Assignment(Target.TEAM, "p-partner", household=h.id)]
+    return Registry((Community("c1", "C1"),), (Gateway("G1", "c1"),), hh, meters, people, tuple(care))
+
+
+@pytest.fixture
+def receiver():
+    r = WebhookReceiver()
+    r.url = r.url.rsplit("/hook/", 1)[0]
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def world(tmp_path, receiver):
+    """A service on a manual event clock and a manual wall clock, its outbox drained by hand."""
+    clock, wall = ManualClock(T0), ManualClock(1000.0)
+    db = f"sqlite:///{tmp_path}/loop.db"
+
+    def make(registry: Registry) -> Service:
+        store = open_store(db)
+        return Service(Settings(notify_deadline_s=60), store, registry, clock, watchers=[], wall=wall,
+                       make_channel=lambda url: ConsoleChannel() if url.startswith("console") else
+                       WebhookChannel(url, timeout_s=2))
+    return make, clock, wall
+
+
+def inactivity(household: str = "H1", since: int = T0 - 49 * 3600) -> Finding:
+    return Finding(AlertCategory.INACTIVITY, "no-change-48h", Severity.CRITICAL, since, "no use for 49 h",
+                   household=household)
+
+
+def deliver_all(svc: Service) -> None:
+    while svc.outbox.drain_once():
+        pass
+
+
+def per_person(receiver: WebhookReceiver) -> Counter:
+    return Counter(p.rsplit("/", 1)[1] for p in receiver.paths)
+
+
+def test_nobody_acknowledges_the_whole_policy_is_walked_once_per_step(world, receiver):
+    make, clock, _wall = world
+    svc = make(care_registry(receiver.url))
+    (alert,) = svc.pipeline.run([inactivity()], T0)
+    deliver_all(svc)
+    assert per_person(receiver) == {"p-son": 1, "p-vol": 1}
+    for minutes, expect in [(9, {"p-son": 1, "p-vol": 1}),
+                            (10, {"p-son": 1, "p-vol": 2, "p-prop": 1, "p-partner": 1}),
+                            (39, {"p-son": 1, "p-vol": 2, "p-prop": 1, "p-partner": 1}),
+                            (40, {"p-son": 1, "p-vol": 2, "p-prop": 1, "p-partner": 1, "p-com": 1}),
+                            (160, {"p-son": 1, "p-vol": 2, "p-prop": 1, "p-partner": 1, "p-com": 1, "p-st": 1}),
+                            (600, {"p-son": 1, "p-vol": 2, "p-prop": 1, "p-partner": 1, "p-com": 1, "p-st": 1})]:
+        clock.set(T0 + minutes * M)
+        svc.escalator.tick(T0 + minutes * M)
+        deliver_all(svc)
+        assert per_person(receiver) == expect, minutes
+    # the ordinary-case SLA (24 h) is missed: the committee, then the street office, are told once each
+    for hours, committee, street in [(24, 2, 1), (48, 2, 2), (96, 2, 2)]:
+        svc.escalator.tick(T0 + hours * 3600)
+        deliver_all(svc)
+        got = per_person(receiver)
+        assert (got["p-com"], got["p-st"]) == (committee, street), hours
+    kinds = [e.kind for e in svc.store.alert_events(alert.id)]
+    assert kinds.count("escalation_step") == 4 and kinds.count("sla_missed") == 2
+    assert svc.store.alert(alert.id).status == "notified"
+    first = receiver.received[0]
+    assert "/ack/" in first["text"] and "hard of hearing" in first["text"]
+
+
+def test_acknowledged_alert_reminds_the_acknowledger_until_resolved(world, receiver):
+    make, _clock, _wall = world
+    svc = make(care_registry(receiver.url))
+    (alert,) = svc.pipeline.run([inactivity()], T0)
+    deliver_all(svc)
+    svc.store.acknowledge_alert(alert.id, "p-vol", T0 + 5 * M, "on my way")
+    for minutes in (10, 40, 64, 65, 125, 126):
+        svc.escalator.tick(T0 + minutes * M)
+        deliver_all(svc)
+    got = per_person(receiver)
+    assert got == {"p-son": 1, "p-vol": 3}  # opened + reminders at +65 and +125; no escalation after the ack
+    svc.store.resolve_alert(alert.id, "safe", "p-vol", T0 + 130 * M, "she was asleep")
+    for minutes in (190, 250, 24 * 60 + 1):
+        svc.escalator.tick(T0 + minutes * M)
+        deliver_all(svc)
+    assert per_person(receiver) == got
+    assert svc.store.escalation(alert.id) is not None and svc.store.active_escalations() == []
+
+
+def test_a_dead_channel_is_retried_then_fails_over_and_the_log_says_so(world, receiver):
+    make, _clock, wall = world
+    svc = make(care_registry(receiver.url, dead_first={"p-son"}))
+    (alert,) = svc.pipeline.run([inactivity()], T0)
+    attempts = 0
+    while "p-son" not in per_person(receiver) and attempts < 50:
+        attempts += 1
+        svc.outbox.drain_once()
+        wall.advance(5)
+    assert per_person(receiver) == {"p-son": 1, "p-vol": 1}
+    events = [(e.kind, e.detail) for e in svc.store.alert_events(alert.id)]
+    failed = [d for k, d in events if k == "notify_failed"]
+    assert len(failed) == 1 and "p-son" in failed[0] and "failing over to channel 2" in failed[0]
+    assert "attempt(s)" in failed[0] and int(failed[0].split(" after ")[1].split(" ")[0]) > 1
+    assert sum(1 for k, d in events if k == "notified" and "p-son" in d) == 1
+    assert "dead" not in " ".join(d for _, d in events)  # the channel URL never reaches the timeline
+
+
+def test_restart_mid_escalation_continues_without_sending_twice(world, receiver):
+    make, _clock, wall = world
+    registry = care_registry(receiver.url)
+    svc = make(registry)
+    svc.pipeline.run([inactivity()], T0)
+    deliver_all(svc)
+    svc.escalator.tick(T0 + 10 * M)  # step 2 queued, but the process dies before delivering it
+    claimed = svc.store.claim_due(wall.now(), limit=1)  # and one message was mid-send when it died
+    assert len(claimed) == 1
+    svc.store.close()
+
+    again = make(registry)
+    again.outbox.start()  # requeues the interrupted message
+    again.outbox.stop()
+    deliver_all(again)
+    assert per_person(receiver) == {"p-son": 1, "p-vol": 2, "p-prop": 1, "p-partner": 1}
+    again.escalator.tick(T0 + 12 * M)  # nothing new is due
+    deliver_all(again)
+    assert per_person(receiver) == {"p-son": 1, "p-vol": 2, "p-prop": 1, "p-partner": 1}
+    again.escalator.tick(T0 + 40 * M)
+    deliver_all(again)
+    assert per_person(receiver)["p-com"] == 1
+    assert again.pipeline.run([inactivity()], T0 + 41 * M) == []  # no duplicate alert after the restart
+
+
+def test_one_message_per_person_per_burst(world, receiver):
+    make, _clock, _wall = world
+    svc = make(care_registry(receiver.url, n_households=5))
+    opened = svc.pipeline.run([inactivity(f"H{i}") for i in range(1, 6)], T0)
+    assert len(opened) == 5
+    deliver_all(svc)
+    assert per_person(receiver) == {"p-son": 1, "p-vol": 1}
+    body = next(b for b, p in zip(receiver.received, receiver.paths, strict=True) if p.endswith("p-son"))
+    assert "and 4 more" in body["title"]
+
+
+def test_gateway_outage_behind_40_households_is_one_alert_and_no_welfare_message(world, receiver):
+    from shouwang.domain import GatewayStatus
+
+    make, _clock, _wall = world
+    svc = make(care_registry(receiver.url, n_households=40))
+    svc.state.set_gateway_status(GatewayStatus("G1", False, T0 - 60))
+    findings = [inactivity(f"H{i}") for i in range(1, 41)]
+    device = next(d for d in svc.detectors if d.name == "device")
+    findings += device.evaluate(svc.state, T0)  # the device detector sees the last will
+    opened = svc.pipeline.run(findings, T0)
+    assert [(a.category, a.gateway) for a in opened] == [(AlertCategory.DEVICE, "G1")]
+    deliver_all(svc)
+    assert {b["alert"]["category"] for b in receiver.received} == {"device"}
+    assert per_person(receiver) == {"p-com": 1}  # device problems go to the community, not to families
+
+
+def test_one_tap_link_acknowledges_as_its_recipient_and_reopen_escalates_again(world, receiver):
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    make, clock, _wall = world
+    svc = make(care_registry(receiver.url))
+    (alert,) = svc.pipeline.run([inactivity()], T0)
+    deliver_all(svc)
+    body = next(b for b, p in zip(receiver.received, receiver.paths, strict=True) if p.endswith("p-vol"))
+    link = re.search(r"http://\S+/ack/\S+", body["text"]).group(0)
+    path = link.split("8000", 1)[1]
+    api = TestClient(create_app(svc.store, svc.state, clock, secret=svc.settings.secret_key.get_secret_value()))
+    page = api.get(path)
+    assert page.status_code == 200 and "确认前往" in page.text and svc.store.alert(alert.id).status == "notified"
+    assert api.get(path[:-3] + "xyz").status_code == 404
+    assert api.post(path.replace("/p-vol/", "/p-son/")).status_code == 404  # a link is for its recipient only
+    done = api.post(path, data={"note": "5 分钟到"})
+    assert done.status_code == 200 and "p-vol" in done.text
+    acked = svc.store.alert(alert.id)
+    assert (acked.status, acked.acknowledged_by) == ("acknowledged", "p-vol")
+
+    api.post(f"/api/alerts/{alert.id}/resolve", json={"outcome": "false_alarm", "by": "p-vol"})
+    svc.escalator.tick(T0 + 20 * M)
+    assert svc.store.active_escalations() == []
+    r = api.post(f"/api/alerts/{alert.id}/reopen", json={"by": "p-com", "note": "she was not there after all"})
+    assert r.status_code == 200 and r.json()["status"] == "open"
+    before = per_person(receiver)
+    svc.escalator.tick(T0 + 21 * M)
+    deliver_all(svc)
+    assert per_person(receiver) - before == Counter({"p-son": 1, "p-vol": 1})
+    deliveries = api.get(f"/api/alerts/{alert.id}/deliveries").json()
+    assert {d["state"] for d in deliveries} == {"sent"} and all("url" not in d for d in deliveries)
