@@ -47,12 +47,19 @@ class WebhookReceiver:
         self.fail_next = 0
         self.status_on_fail = 503
         self.ok_body = b""
+        self.hang_suffix: str | None = None  # requests whose path ends so are held unanswered, not recorded
+        self.hanging = threading.Event()  # set once such a request has arrived
+        self.release = threading.Event()
         self._cond = threading.Condition()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if receiver.hang_suffix and self.path.endswith(receiver.hang_suffix):
+                    receiver.hanging.set()
+                    receiver.release.wait(30)
+                    return
                 with receiver._cond:
                     receiver.requests.append(HttpRequest(self.command, self.path, dict(self.headers), body))
                     if receiver.fail_next > 0:
@@ -88,6 +95,7 @@ class WebhookReceiver:
             return list(self.received)
 
     def close(self) -> None:
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()
 

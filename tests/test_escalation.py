@@ -51,6 +51,7 @@ def care_registry(url: str, n_households: int = 2, dead_first: set[str] = frozen
 
 @pytest.fixture
 def receiver():
+    """A real HTTP receiver; each person's channel is <url>/<person id>."""
     r = WebhookReceiver()
     r.url = r.url.rsplit("/hook/", 1)[0]
     yield r
