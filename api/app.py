@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 import shouwang
-from api.routes import ack, alerts, away, households, meters, rejections
+from api.routes import ack, alerts, away, households, meters, people, rejections
 from api.routes import health as health_routes
 from shouwang.clock import Clock
 from shouwang.state import HouseholdState
@@ -55,7 +55,7 @@ def create_app(
     app.state.secret = secret
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(AlertConflict, _conflict)
-    for module in (households, meters, alerts, away, rejections, health_routes, ack):
+    for module in (households, meters, alerts, away, people, rejections, health_routes, ack):
         app.include_router(module.router)
     log.debug("API created (version %s)", shouwang.__version__)
     return app

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
-from shouwang.domain import AlertCategory, AlertStatus, MeterKind, Outcome, Severity
+from shouwang.domain import AlertCategory, AlertStatus, MeterKind, Outcome, Role, Severity
 
 
 def _from_epoch(value: Any) -> Any:
@@ -251,3 +251,45 @@ class Health(BaseModel):
 
     status: Literal["ok", "unavailable"]
     checks: dict[str, bool]
+
+
+class PersonUpdate(BaseModel):
+    """Create or replace a person of the care network."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    role: Role
+    language: Literal["zh", "en"] = "zh"
+    phone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] = ""
+    channels: list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=4, max_length=2000)]] = Field(
+        default_factory=list, max_length=10, description="Notification URLs in fallback order (write-only).")
+
+
+class PersonPublic(_Public):
+    """A person of the care network; channel addresses are secrets and are shown only as their schemes."""
+
+    id: str
+    name: str
+    role: Role
+    language: str
+    phone: str
+    channels: list[str] = Field(description="Channel schemes in fallback order, e.g. wecombot, mailto.")
+
+
+class CareUpdate(BaseModel):
+    """Who looks after a household: family, the volunteer (the "1" of 1+3+N) and the rest of the micro-team."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    family: list[str] = Field(default_factory=list, max_length=20)
+    volunteer: str | None = None
+    team: list[str] = Field(default_factory=list, max_length=20)
+
+
+class CarePublic(CareUpdate):
+    """A household's care team and the community's committee and street office."""
+
+    household: str
+    committee: list[str] = Field(default_factory=list)
+    street: list[str] = Field(default_factory=list)

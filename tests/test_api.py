@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from api import create_app
 from api.deps import Scope, community_scope
-from api.routes import ack, alerts, away, health, households, meters, rejections
+from api.routes import ack, alerts, away, health, households, meters, people, rejections
 from shouwang.clock import ManualClock
 from shouwang.domain import (
     AlertCategory,
@@ -411,9 +411,9 @@ def test_openapi_lists_every_route_with_a_response_schema(client):
     spec = client.get("/openapi.json").json()
     assert spec["info"]["title"] == "Shouwang"
     routers = (households.router, meters.router, alerts.router, away.router, rejections.router, health.router,
-               ack.router)
+               ack.router, people.router)
     routes = [r for router in routers for r in router.routes if isinstance(r, APIRoute)]
-    assert len(routes) == 18
+    assert len(routes) == 22
     assert {p for p in spec["paths"]} == {r.path for r in routes}
     for route in routes:
         if route.path.startswith("/ack/"):  # the one-tap pages answer HTML

@@ -239,3 +239,25 @@ def test_one_tap_link_acknowledges_as_its_recipient_and_reopen_escalates_again(w
     assert per_person(receiver) - before == Counter({"p-son": 1, "p-vol": 1})
     deliveries = api.get(f"/api/alerts/{alert.id}/deliveries").json()
     assert {d["state"] for d in deliveries} == {"sent"} and all("url" not in d for d in deliveries)
+
+
+def test_care_network_is_editable_through_the_api_and_secrets_stay_hidden(world, receiver):
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    make, clock, _wall = world
+    svc = make(care_registry(receiver.url))
+    api = TestClient(create_app(svc.store, svc.state, clock))
+    r = api.put("/api/people/p-new", json={"name": "New volunteer", "role": "volunteer", "language": "en",
+                                           "channels": [f"{receiver.url}/p-new", "mailto://u:s3cr3t@mail.example.org?to=a@example.org"]})
+    assert r.status_code == 200 and r.json()["channels"] == ["http", "mailto"]
+    assert "s3cr3t" not in api.get("/api/people").text
+    bad = api.put("/api/people/p-bad", json={"name": "X", "role": "volunteer", "channels": ["nonsense://x"]})
+    assert bad.status_code == 422 and "channel 1" in bad.text
+    assert api.put("/api/households/H1/care", json={"volunteer": "p-ghost"}).status_code == 422
+    r = api.put("/api/households/H1/care", json={"family": ["p-son"], "volunteer": "p-new", "team": []})
+    assert r.status_code == 200 and r.json()["committee"] == ["p-com"]
+    svc.pipeline.run([inactivity()], T0)
+    deliver_all(svc)
+    assert per_person(receiver) == {"p-son": 1, "p-new": 1}  # the new volunteer is told, the old one is not

@@ -1,0 +1,72 @@
+"""The care network: people (with their channels) and each household's family, volunteer and team."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException
+
+from api.deps import CommunityScope, StoreDep
+from api.schemas import NOT_FOUND, CarePublic, CareUpdate, PersonPublic, PersonUpdate
+from api.views import visible_household
+from shouwang.domain import Assignment, Person, Target
+from storage import NotFound
+
+router = APIRouter(prefix="/api", tags=["people"])
+
+
+def _public(p: Person) -> PersonPublic:
+    return PersonPublic(id=p.id, name=p.name, role=p.role, language=p.language, phone=p.phone,
+                        channels=[c.split("://", 1)[0] for c in p.channels])
+
+
+@router.get("/people", response_model=list[PersonPublic])
+def list_people(store: StoreDep) -> list[PersonPublic]:
+    """Everyone in the care network."""
+    return [_public(p) for p in store.people()]
+
+
+@router.put("/people/{person_id}", response_model=PersonPublic)
+def put_person(person_id: str, body: PersonUpdate, store: StoreDep) -> PersonPublic:
+    """Create or replace a person; each channel URL is checked before it is stored."""
+    from alerts.channels import InvalidChannelURL, channel_from_url
+
+    for i, url in enumerate(body.channels, start=1):
+        try:
+            channel_from_url(url)
+        except (InvalidChannelURL, ValueError) as exc:
+            raise HTTPException(422, f"channel {i}: {exc}") from None
+    person = Person(person_id, body.name, body.role, body.language, body.phone, tuple(body.channels))
+    return _public(store.upsert_person(person))
+
+
+def _care(store, household: str, community: str) -> CarePublic:
+    own = store.assignments(household=household)
+    shared = store.assignments(community=community)
+    volunteer = next((a.person for a in own if a.target == Target.VOLUNTEER), None)
+    return CarePublic(household=household, volunteer=volunteer,
+                      family=[a.person for a in own if a.target == Target.FAMILY],
+                      team=[a.person for a in own if a.target == Target.TEAM],
+                      committee=[a.person for a in shared if a.target == Target.COMMITTEE],
+                      street=[a.person for a in shared if a.target == Target.STREET])
+
+
+@router.get("/households/{household_id}/care", response_model=CarePublic, responses=NOT_FOUND)
+def get_care(household_id: str, store: StoreDep, scope: CommunityScope) -> CarePublic:
+    """Who is told about this household, and in which role."""
+    household = visible_household(store, scope, household_id)
+    return _care(store, household.id, household.community)
+
+
+@router.put("/households/{household_id}/care", response_model=CarePublic, responses=NOT_FOUND)
+def put_care(household_id: str, body: CareUpdate, store: StoreDep, scope: CommunityScope) -> CarePublic:
+    """Replace the household's family, volunteer and team; every person must exist."""
+    household = visible_household(store, scope, household_id)
+    wanted = [(Target.FAMILY, p) for p in body.family] + [(Target.TEAM, p) for p in body.team]
+    if body.volunteer:
+        wanted.append((Target.VOLUNTEER, body.volunteer))
+    for _, pid in wanted:
+        try:
+            store.person(pid)
+        except NotFound:
+            raise HTTPException(422, f"person {pid!r} does not exist; create it with PUT /api/people/{pid}") from None
+    store.set_household_care(household.id, [Assignment(t, p, household=household.id) for t, p in wanted])
+    return _care(store, household.id, household.community)
