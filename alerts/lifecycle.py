@@ -1,13 +1,15 @@
-"""What happens to unresolved alerts when their condition goes away."""
+"""Lifecycle steps beyond the store's own: clearing gone conditions, resolving (away), SLA tiers."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
+from alerts.policy import DEFAULT_POLICY, load_policy
 from detectors.base import Detector
 from shouwang.away import AwayPeriod
-from shouwang.domain import Alert, AlertCategory, Outcome
+from shouwang.domain import Alert, AlertCategory, AlertEvent, AlertStatus, Outcome
 from shouwang.state import HouseholdState
 from storage.base import AlertConflict, Store
 
@@ -58,3 +60,17 @@ def resolve(
         log.info("away period %s opened by closing alert %s", period.id, alert_id,
                  extra={"alert": alert_id, "household": alert.household})
     return alert
+
+
+def set_tier(store: Store, alert: Alert, tier: str, by: str, now: int, note: str = "") -> None:
+    """Make a case ordinary or hard: its SLA deadline becomes opening time + that tier's allowance."""
+    esc = store.escalation(alert.id)
+    if esc is None or alert.status == AlertStatus.RESOLVED:
+        raise AlertConflict(f"alert {alert.id} has no running escalation (resolved, or not escalated)")
+    data = store.community_policy(esc.community)
+    policy = load_policy(data, f"community {esc.community}") if data else DEFAULT_POLICY
+    zone = next((c.timezone for c in store.communities() if c.id == esc.community), "Asia/Shanghai")
+    allowance = policy.sla.hard if tier == "hard" else policy.sla.ordinary
+    new = replace(esc, tier=tier, sla_level=0, sla_at=allowance.after(alert.opened_at, zone)
+                  if policy.sla_escalates_to else None)
+    store.save_escalation_steps([(new, False)], [], [AlertEvent(alert.id, now, "tier", by, f"{tier}: {note}".rstrip(": "))])

@@ -22,6 +22,12 @@ KIND = {
     "en": {"opened": "", "escalated": "Escalated: ", "reminder": "Reminder: ", "sla": "Overdue: ",
            "cleared": "Activity resumed: ", "resolved": "Closed: "},
 }
+SEEN_ZH = {
+    AlertCategory.INACTIVITY: "自 {since} 起未见用水用电",
+    AlertCategory.WATER_RUNNING: "自 {since} 起用水一直未停",
+    AlertCategory.UNUSUAL_USAGE: "自 {since} 起用量远超平常",
+    AlertCategory.DEVICE: "自 {since} 起设备无数据或离线",
+}
 LABELS = {
     "zh": {"since": "起始", "last": "最后用水用电", "phone": "电话", "notes": "注意", "also": "同时通知",
            "ack": "确认前往", "more": "另有 {n} 条"},
@@ -74,8 +80,12 @@ def compose(
     title = f"{KIND[lang].get(kind, '')}{CATEGORY[lang][first.category]} — {_who(first, hh)}"
     if len(alerts) > 1:
         title += " " + lab["more"].format(n=len(alerts) - 1)
-    since_label = lab["last"] if first.category == AlertCategory.INACTIVITY else lab["since"]
-    lines = [f"{first.reason}. {since_label} {local_time(first.since, zone)}."]
+    since = local_time(first.since, zone)
+    if lang == "zh":
+        lines = [f"{SEEN_ZH[first.category].format(since=since)}（{first.reason}）。"]
+    else:
+        since_label = lab["last"] if first.category == AlertCategory.INACTIVITY else lab["since"]
+        lines = [f"{first.reason}. {since_label} {since}."]
     if hh and hh.phone:
         lines.append(f"{lab['phone']}: {hh.phone}")
     if hh and hh.notes:

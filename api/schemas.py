@@ -172,6 +172,16 @@ class AlertReopen(BaseModel):
     note: Note = ""
 
 
+class AlertTier(BaseModel):
+    """Mark a case ordinary (closed within 24 h by default) or hard (3 working days by default)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tier: Literal["ordinary", "hard"]
+    by: Actor = Field(description="Who decides (name or staff id).")
+    note: Note = ""
+
+
 class DeliveryPublic(BaseModel):
     """One queued message about an alert and how its delivery went."""
 

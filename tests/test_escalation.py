@@ -261,3 +261,24 @@ def test_care_network_is_editable_through_the_api_and_secrets_stay_hidden(world,
     svc.pipeline.run([inactivity()], T0)
     deliver_all(svc)
     assert per_person(receiver) == {"p-son": 1, "p-new": 1}  # the new volunteer is told, the old one is not
+
+
+def test_hard_case_gets_three_working_days_before_the_sla_escalates(world, receiver):
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    make, clock, _wall = world
+    svc = make(care_registry(receiver.url))
+    (alert,) = svc.pipeline.run([inactivity()], T0)  # T0 is a Sunday (2026-11-22 06:26 in Shanghai)
+    api = TestClient(create_app(svc.store, svc.state, clock))
+    svc.store.acknowledge_alert(alert.id, "p-vol", T0 + 60, "on my way")
+    r = api.post(f"/api/alerts/{alert.id}/tier", json={"tier": "hard", "by": "p-com", "note": "needs a locksmith"})
+    assert r.status_code == 200 and r.json()["timeline"][-1]["kind"] == "tier"
+    for hours in (25, 48, 71):  # an ordinary case would have escalated at 24 h
+        svc.escalator.tick(T0 + hours * 3600)
+    assert [e.kind for e in svc.store.alert_events(alert.id)].count("sla_missed") == 0
+    svc.escalator.tick(T0 + 3 * 86400 + 60)  # Wednesday 06:27: three working days (Mon, Tue, Wed) are up
+    assert [e.kind for e in svc.store.alert_events(alert.id)].count("sla_missed") == 1
+    api.post(f"/api/alerts/{alert.id}/resolve", json={"outcome": "needed_help", "by": "p-vol"})
+    assert api.post(f"/api/alerts/{alert.id}/tier", json={"tier": "hard", "by": "x"}).status_code == 409

@@ -17,6 +17,7 @@ from api.schemas import (
     AlertPublic,
     AlertReopen,
     AlertResolve,
+    AlertTier,
     DeliveryPublic,
     epoch,
 )
@@ -90,3 +91,11 @@ def alert_deliveries(alert_id: int, store: StoreDep, scope: CommunityScope) -> l
     return [DeliveryPublic(id=i.id, person=i.person, kind=i.kind, channel=i.channel_index + 1, state=state,
                            attempts=i.attempts, title=i.title)
             for i, state in store.outbox_items(alert_id=alert_id)]
+
+
+@router.post("/{alert_id}/tier", response_model=AlertDetail, responses=NOT_FOUND | CONFLICT)
+def set_tier(alert_id: int, body: AlertTier, store: StoreDep, scope: CommunityScope, now: NowDep) -> AlertDetail:
+    """Mark an unresolved case ordinary or hard; its SLA timer restarts from the opening with that tier's time."""
+    alert = visible_alert(store, scope, alert_id)
+    lifecycle.set_tier(store, alert, body.tier, body.by, now, body.note)
+    return alert_detail(store, store.alert(alert_id))
