@@ -7,11 +7,12 @@ import time
 
 sys.path.insert(0, sys.argv[3])  # the tests folder, for test_escalation's registry
 
-from shouwang.clock import ManualClock  # noqa: E402
-from shouwang.service import Service  # noqa: E402
-from shouwang.settings import Settings  # noqa: E402
-from storage import open_store  # noqa: E402
-from test_escalation import T0, care_registry, inactivity  # noqa: E402
+from test_escalation import T0, care_registry, inactivity
+
+from shouwang.clock import ManualClock
+from shouwang.service import Service
+from shouwang.settings import Settings
+from storage import open_store
 
 
 def main() -> None:
