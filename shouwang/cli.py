@@ -86,6 +86,32 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_gateway_add(args: argparse.Namespace) -> int:
+    """Provision a gateway: broker credentials, ACL entry and registry entry, in one step."""
+    from ingest.provision import add_gateway
+
+    try:
+        creds = add_gateway(args.community, args.gateway, passwd_file=args.passwd_file, acl_file=args.acl_file,
+                            registry_file=args.registry, prefix=args.prefix)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"gateway {args.gateway} of {args.community}: username {creds.username}")
+    print(f"password (shown once, give it to the installer): {creds.password}")
+    print(f"topics: {args.prefix}/{args.community}/{args.gateway}/readings and .../status; "
+          "reload Mosquitto (kill -HUP) to apply")
+    return 0
+
+
+def cmd_service_password(args: argparse.Namespace) -> int:
+    """Set the service account's broker password (read-only on every topic)."""
+    from ingest.provision import SERVICE_USER, set_password
+
+    creds = set_password(args.passwd_file, SERVICE_USER)
+    print(f"SHOUWANG_MQTT_USERNAME={creds.username}\nSHOUWANG_MQTT_PASSWORD={creds.password}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shouwang", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -101,6 +127,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prefix", default="shouwang/v1", help="MQTT topic prefix (vary it to run demos side by side)")
     p.add_argument("--workdir", type=Path, default=Path("var/demo"))
     p.set_defaults(func=cmd_demo)
+    gw = sub.add_parser("gateway", help="provision gateways on a locked-down Mosquitto")
+    gsub = gw.add_subparsers(dest="gateway_command", required=True)
+    for name, func, helptext in (("add", cmd_gateway_add, "credentials + ACL + registry entry for a gateway"),
+                                 ("service-password", cmd_service_password, "the service account's password")):
+        g = gsub.add_parser(name, help=helptext)
+        if name == "add":
+            g.add_argument("community")
+            g.add_argument("gateway")
+            g.add_argument("--registry", type=Path, help="registry file to add the gateway to")
+            g.add_argument("--acl-file", type=Path, default=Path("deploy/mosquitto/acl"))
+            g.add_argument("--prefix", default="shouwang/v1")
+        g.add_argument("--passwd-file", type=Path, default=Path("deploy/mosquitto/passwd"))
+        g.set_defaults(func=func)
     p = sub.add_parser("simulate", help="publish simulated readings for N households over MQTT")
     from simulators.cli import add_arguments
 
