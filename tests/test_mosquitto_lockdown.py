@@ -9,10 +9,10 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from receivers import free_port
 
 from ingest.broker import broker_reachable
 from ingest.provision import SERVICE_USER, add_gateway, mosquitto_hash, set_password
-from receivers import free_port
 from shouwang.clock import ManualClock
 from shouwang.registry import load_registry
 from shouwang.service import Service
