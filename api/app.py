@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 import shouwang
-from api.routes import ack, alerts, away, households, meters, people, rejections
+from api.routes import ack, alerts, away, households, meters, metrics, people, rejections
 from api.routes import health as health_routes
 from shouwang.clock import Clock
 from shouwang.state import HouseholdState
@@ -39,6 +39,7 @@ def create_app(
     *,
     health: Callable[[], dict[str, bool]] | None = None,
     secret: str = "dev-only-insecure-secret",
+    metrics_registry: object | None = None,
 ) -> FastAPI:
     """Build the API over a store, the live household state and a clock; ``health`` adds readiness checks."""
     app = FastAPI(
@@ -53,9 +54,10 @@ def create_app(
     app.state.clock = clock
     app.state.health = health
     app.state.secret = secret
+    app.state.metrics = metrics_registry
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(AlertConflict, _conflict)
-    for module in (households, meters, alerts, away, people, rejections, health_routes, ack):
+    for module in (households, meters, alerts, away, people, rejections, health_routes, ack, metrics):
         app.include_router(module.router)
     log.debug("API created (version %s)", shouwang.__version__)
     return app

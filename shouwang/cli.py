@@ -37,6 +37,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from api.app import create_app
     from ingest.broker import ensure_broker
     from shouwang.clock import ScaledClock, SystemClock
+    from shouwang.metrics import registry_for
     from shouwang.registry import load_registry
     from shouwang.service import Service
     from shouwang.settings import Settings
@@ -55,7 +56,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     service = Service(settings, store, registry, clock)
     service.start()
     server, api_thread = _serve_api(create_app(store, service.state, clock, health=service.health,
-                                               secret=settings.secret_key.get_secret_value()),
+                                               secret=settings.secret_key.get_secret_value(),
+                                               metrics_registry=registry_for(service)),
                                     settings.api_host, settings.api_port)
     log.info("Shouwang running: %d households, API on http://%s:%s", len(registry.households),
              settings.api_host, settings.api_port)

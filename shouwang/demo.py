@@ -33,6 +33,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from ingest.broker import ensure_broker
     from shouwang.cli import _serve_api
     from shouwang.clock import ScaledClock
+    from shouwang.metrics import registry_for
     from shouwang.registry import dump_registry
     from shouwang.service import Service
     from shouwang.settings import Settings
@@ -62,7 +63,8 @@ def run_demo(args: argparse.Namespace) -> int:
                       make_channel=lambda url: console if url.startswith("console:") else channel_from_url(url))
     service.start()
     server, api_thread = _serve_api(create_app(store, service.state, clock, health=service.health,
-                                               secret=settings.secret_key.get_secret_value()),
+                                               secret=settings.secret_key.get_secret_value(),
+                                               metrics_registry=registry_for(service)),
                                     settings.api_host, settings.api_port)
     stop = threading.Event()
     sim = Simulator(registry, scenario, "127.0.0.1", args.mqtt_port, start=start, seed=7, mqtt_prefix=args.prefix,

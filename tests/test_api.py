@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from api import create_app
 from api.deps import Scope, community_scope
-from api.routes import ack, alerts, away, health, households, meters, people, rejections
+from api.routes import ack, alerts, away, health, households, meters, metrics, people, rejections
 from shouwang.clock import ManualClock
 from shouwang.domain import (
     AlertCategory,
@@ -411,12 +411,12 @@ def test_openapi_lists_every_route_with_a_response_schema(client):
     spec = client.get("/openapi.json").json()
     assert spec["info"]["title"] == "Shouwang"
     routers = (households.router, meters.router, alerts.router, away.router, rejections.router, health.router,
-               ack.router, people.router)
+               ack.router, people.router, metrics.router)
     routes = [r for router in routers for r in router.routes if isinstance(r, APIRoute)]
-    assert len(routes) == 23
+    assert len(routes) == 24
     assert {p for p in spec["paths"]} == {r.path for r in routes}
     for route in routes:
-        if route.path.startswith("/ack/"):  # the one-tap pages answer HTML
+        if route.path.startswith("/ack/") or route.path == "/metrics":  # HTML pages, Prometheus text
             continue
         for method in route.methods:
             op = spec["paths"][route.path][method.lower()]

@@ -150,3 +150,17 @@ def test_garbage_beside_good_readings_is_rejected_and_visible(service, community
     assert body["counts"] == {"invalid_field": 1, "unknown_meter": 1, "future_timestamp": 1, "bad_json": 1}
     reasons = {r["reason"]: r for r in body["items"]}
     assert "lots" in reasons["invalid_field"]["payload"] and reasons["unknown_meter"]["meter"] == "H099-W"
+
+
+def test_metrics_report_what_ingest_and_alerts_did(service):
+    from fastapi.testclient import TestClient
+
+    from shouwang.metrics import registry_for
+
+    service.stats.add("rejected.bad_json", 2)
+    service.stats.add("readings_accepted", 5)
+    api = TestClient(create_app(service.store, service.state, service.clock, metrics_registry=registry_for(service)))
+    text = api.get("/metrics").text
+    assert 'shouwang_rejections_total{reason="bad_json"} 2.0' in text
+    assert "shouwang_readings_accepted_total 5.0" in text
+    assert "shouwang_broker_connected 1.0" in text and "shouwang_escalations_active 0.0" in text
