@@ -1,60 +1,120 @@
-"""Device health: a gateway offline or silent, a meter silent. Missing data is never a welfare alert."""
+"""Device health: a gateway offline or silent, a meter silent, a meter faulty. Missing data is never a welfare
+alert; a device alert is raised instead.
+
+Meter faults:
+
+- the register went **backwards** by more than jitter (a reset, a swap, a fault), or **jumped** by more than a
+  household connection can deliver in the interval (``ActivityModel.water_max_m3_per_h`` /
+  ``elec_max_kw``); reported for ``fault_hold_s`` after the last such reading;
+- the register is **frozen**: the meter keeps reporting the same value for ``frozen_water_s`` (water) or
+  ``frozen_elec_s`` (electricity), although on at least ``frozen_moved_share`` of its last whole days it
+  moved, and the household's other meter showed activity during that time (a stuck meter, or for
+  electricity the power cut off).
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
 
-from shouwang.domain import Alert, AlertCategory, Finding, Severity
-from shouwang.state import NEVER, HouseholdState
+from detectors.common import hours
+from shouwang.domain import UNITS, Alert, AlertCategory, Finding, MeterKind, Severity
+from shouwang.state import _ELEC, _WATER, FAULT_BACKWARDS, NEVER, HouseholdState
 
 
 @dataclass(frozen=True, slots=True)
 class DeviceDetector:
-    """One `device` finding per offline or silent gateway, and per silent meter behind a live gateway."""
+    """One `device` finding per offline or silent gateway, and per silent or faulty meter behind a live one."""
 
     silence_s: int = 6 * 3600
     name: str = "device"
+    fault_hold_s: int = 24 * 3600
+    frozen_water_s: int = 48 * 3600
+    frozen_elec_s: int = 12 * 3600
+    frozen_min_days: int = 7
+    frozen_moved_share: float = 0.9
 
     def _silent(self, state: HouseholdState, now: int) -> np.ndarray:
         heard = np.where(state.last_ts == NEVER, state.started_at, state.last_ts)
         return now - heard > self.silence_s
 
+    def _faulty(self, state: HouseholdState, now: int) -> np.ndarray:
+        return (state.fault_at != NEVER) & (now - state.fault_at <= self.fault_hold_s)
+
+    def _frozen(self, state: HouseholdState, now: int) -> np.ndarray:
+        """Meters whose register stands still while it usually moves and the household's other meter lives."""
+        kind = state.meter_kind
+        still = state.last_ts - state.last_change
+        limit = np.where(kind == _WATER, self.frozen_water_s, self.frozen_elec_s)
+        seen = state.days_seen.astype(np.int64)
+        usual = (seen >= self.frozen_min_days) & (state.days_moved >= self.frozen_moved_share * seen)
+        cand = (state.last_change != NEVER) & (still >= limit) & usual
+        if not cand.any():
+            return cand
+        nh = len(state.household_ids)
+        life = np.full((nh, 2), NEVER, dtype=np.int64)  # latest activity per household and meter kind
+        np.maximum.at(life, (state.meter_household, kind.astype(np.int64)), state.last_activity)
+        other = life[state.meter_household, 1 - kind.astype(np.int64)]
+        return cand & (other > state.last_change) & (now - other <= limit)
+
     def evaluate(self, state: HouseholdState, now: int) -> list[Finding]:
         with state.lock:
             silent = self._silent(state, now)
-            online = state.gateway_online.copy()
-            status_at = state.gateway_status_at.copy()
-            last_ts = state.last_ts.copy()
+            offline = ~state.gateway_online
+            n_gw = len(state.gateway_ids)
+            per_gw = np.bincount(state.meter_gateway, minlength=n_gw)
+            silent_gw = np.bincount(state.meter_gateway[silent], minlength=n_gw)
+            all_silent = (per_gw > 0) & (silent_gw == per_gw) & ~offline
+            down = offline | all_silent
+            behind_down = down[state.meter_gateway]
+            silent_meters = np.flatnonzero(silent & ~behind_down)
+            live = ~silent & ~behind_down
+            faulty = self._faulty(state, now) & live
+            frozen = self._frozen(state, now) & live
+            bad = np.flatnonzero(faulty | frozen)
+            status_at = state.gateway_status_at[offline].tolist()
+            newest = np.full(n_gw, NEVER, dtype=np.int64)
+            if all_silent.any():
+                np.maximum.at(newest, state.meter_gateway, state.last_ts)
+            last_ts = state.last_ts[silent_meters].tolist()
+            info = (state.fault_kind[bad].tolist(), state.fault_dv[bad].tolist(), state.fault_dt[bad].tolist(),
+                    state.fault_at[bad].tolist(), state.last_ts[bad].tolist(), state.last_change[bad].tolist(),
+                    faulty[bad].tolist(), state.meter_kind[bad].tolist(), state.meter_household[bad].tolist())
         findings: list[Finding] = []
-        by_gateway: dict[int, list[int]] = defaultdict(list)
-        for i in np.flatnonzero(silent):
-            by_gateway[int(state.meter_gateway[i])].append(int(i))
-        meters_per_gateway = np.bincount(state.meter_gateway, minlength=len(state.gateway_ids))
-        for g, gid in enumerate(state.gateway_ids):
-            if not online[g]:
-                since = int(status_at[g])
-                findings.append(Finding(
-                    AlertCategory.DEVICE, self.name, Severity.WARNING, since,
-                    f"gateway {gid} offline (last will); welfare alerts behind it are held",
-                    gateway=gid))
-            elif meters_per_gateway[g] and len(by_gateway.get(g, ())) == meters_per_gateway[g]:
-                idx = by_gateway[g]
-                since = int(max(last_ts[i] for i in idx)) if any(last_ts[i] != NEVER for i in idx) \
-                    else state.started_at
-                findings.append(Finding(
-                    AlertCategory.DEVICE, self.name, Severity.WARNING, since,
-                    f"gateway {gid}: none of its {len(idx)} meters is reporting",
-                    gateway=gid))
+        for g, at in zip(np.flatnonzero(offline).tolist(), status_at, strict=True):
+            gid = state.gateway_ids[g]
+            findings.append(Finding(
+                AlertCategory.DEVICE, self.name, Severity.WARNING, int(at),
+                f"gateway {gid} offline (last will); welfare alerts behind it are held", gateway=gid))
+        for g in np.flatnonzero(all_silent).tolist():
+            gid = state.gateway_ids[g]
+            since = int(newest[g]) if newest[g] != NEVER else state.started_at
+            findings.append(Finding(
+                AlertCategory.DEVICE, self.name, Severity.WARNING, since,
+                f"gateway {gid}: none of its {int(per_gw[g])} meters is reporting", gateway=gid))
+        for i, ts in zip(silent_meters.tolist(), last_ts, strict=True):
+            findings.append(Finding(
+                AlertCategory.DEVICE, self.name, Severity.WARNING, ts if ts != NEVER else state.started_at,
+                f"meter {state.meter_ids[i]} is not reporting",
+                household=state.household_ids[int(state.meter_household[i])], meter=state.meter_ids[i]))
+        for i, kind, dv, dt, at, ts, change, is_fault, mk, hh in zip(bad.tolist(), *info, strict=True):
+            mid = state.meter_ids[i]
+            unit = UNITS[MeterKind.WATER if mk == _WATER else MeterKind.ELECTRICITY]
+            if is_fault:
+                if kind == FAULT_BACKWARDS:
+                    reason = f"meter {mid}: register went back by {-dv:.3f} {unit} (reset, swap or fault)"
+                else:
+                    reason = (f"meter {mid}: register jumped by {dv:.3f} {unit} in {hours(dt)}, more than a "
+                              f"household can use (meter fault)")
+                since = at
             else:
-                for i in by_gateway.get(g, ()):
-                    since = int(last_ts[i]) if last_ts[i] != NEVER else state.started_at
-                    findings.append(Finding(
-                        AlertCategory.DEVICE, self.name, Severity.WARNING, since,
-                        f"meter {state.meter_ids[i]} is not reporting",
-                        household=state.household_ids[int(state.meter_household[i])], meter=state.meter_ids[i]))
+                what = "stuck meter, or the power is off" if mk == _ELEC else "stuck meter"
+                reason = (f"meter {mid}: register unchanged for {hours(ts - change)} while the household's other "
+                          f"meter shows activity ({what})")
+                since = change
+            findings.append(Finding(AlertCategory.DEVICE, self.name, Severity.WARNING, int(since), reason,
+                                    household=state.household_ids[hh], meter=mid))
         return findings
 
     def cleared(self, alert: Alert, state: HouseholdState, now: int) -> bool:
@@ -66,4 +126,6 @@ class DeviceDetector:
                     return True
                 return bool(state.gateway_online[g] and not silent[state.meter_gateway == g].all())
             i = state.meter_index.get(alert.meter or "")
-            return i is None or not bool(silent[i])
+            if i is None:
+                return True
+            return not bool(silent[i] or self._faulty(state, now)[i] or self._frozen(state, now)[i])

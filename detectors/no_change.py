@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from detectors.common import hours, judged_households
 from shouwang.domain import Alert, AlertCategory, Finding, Severity
 from shouwang.state import NEVER, HouseholdState
 
@@ -17,28 +18,26 @@ class NoChangeDetector:
     window_s: int = 48 * 3600
     max_staleness_s: int = 6 * 3600
     name: str = "no-change-48h"
+    communities: frozenset[str] | None = None
 
     def evaluate(self, state: HouseholdState, now: int) -> list[Finding]:
         with state.lock:
-            last_act = state.household_last_activity()
-            first = state.household_first_seen()
-            covered = state.household_covered_until()
-            offline = state.household_offline()
-        reference = np.where(last_act == NEVER, first, last_act)
-        seen_until = np.minimum(covered, now)
-        fresh = (covered != NEVER) & (now - covered <= self.max_staleness_s) & ~offline
-        firing = np.flatnonzero(fresh & (reference != NEVER) & (seen_until - reference >= self.window_s))
-        hours = self.window_s / 3600
+            j = judged_households(state, now, self.max_staleness_s, self.communities)
+        gap = j.seen_until - j.reference
+        firing = np.flatnonzero(gap >= self.window_s)
         return [
             Finding(
                 category=AlertCategory.INACTIVITY, detector=self.name, severity=Severity.CRITICAL,
-                since=int(reference[h]), household=state.household_ids[h],
-                reason=(f"no water or electricity use for {(int(seen_until[h]) - int(reference[h])) / 3600:.0f} h "
-                        f"(rule: {hours:g} h)"),
+                since=int(j.reference[i]), household=state.household_ids[int(j.idx[i])],
+                reason=f"no water or electricity use for {hours(float(gap[i]))} (rule: {hours(self.window_s)})",
             )
-            for h in firing
+            for i in firing
         ]
 
     def cleared(self, alert: Alert, state: HouseholdState, now: int) -> bool:
-        summary = state.summary(alert.household or "")
-        return bool(summary and summary.last_activity is not None and summary.last_activity > alert.since)
+        h = state.household_index.get(alert.household or "")
+        if h is None:
+            return True
+        with state.lock:
+            last = int(state.last_activity[state.household_meters(h)].max(initial=NEVER))
+        return last > alert.since

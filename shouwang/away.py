@@ -18,20 +18,25 @@ class AwayPeriod:
     id: int | None = None
 
 
+RETURN_GRACE_S = 3600  # use within this long after the start is the leaving itself, not a return
+
+
 def active_away(
-    periods: Iterable[AwayPeriod], household: str, now: int, last_activity: int | None
+    periods: Iterable[AwayPeriod], household: str, now: int, last_activity: int | None,
+    grace_s: int = RETURN_GRACE_S,
 ) -> AwayPeriod | None:
     """The away period that holds welfare alerts for ``household`` at ``now``, if any.
 
     A period holds from its start until its expected end, and ends early as soon as the household shows
-    activity after it began (the person is back).
+    activity more than ``grace_s`` after it began (the person is back). The grace covers the reading
+    interval in which the person left: its use is reported after the registered start.
     """
     for p in periods:
         if p.household != household or now < p.start:
             continue
         if p.end is not None and now >= p.end:
             continue
-        if last_activity is not None and last_activity > p.start:
+        if last_activity is not None and last_activity > p.start + grace_s:
             continue
         return p
     return None

@@ -129,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prefix", default="shouwang/v1", help="MQTT topic prefix (vary it to run demos side by side)")
     p.add_argument("--workdir", type=Path, default=Path("var/demo"))
     p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("replay", help="run detectors over recorded readings in event time (CSV → alerts JSONL)")
+    from simulators import replay_cli
+
+    replay_cli.add_arguments(p)
+    p.set_defaults(func=replay_cli.run)
     gw = sub.add_parser("gateway", help="provision gateways on a locked-down Mosquitto")
     gsub = gw.add_subparsers(dest="gateway_command", required=True)
     for name, func, helptext in (("add", cmd_gateway_add, "credentials + ACL + registry entry for a gateway"),

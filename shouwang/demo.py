@@ -56,7 +56,7 @@ def run_demo(args: argparse.Namespace) -> int:
     settings = Settings(database_url=f"sqlite:///{workdir}/shouwang.db", registry_file=workdir / "registry.yaml",
                         mqtt_port=args.mqtt_port, mqtt_topic_prefix=args.prefix,
                         mqtt_client_id=f"shouwang-demo-{args.port}", mqtt_clean_session=True,
-                        tick_s=1.0, api_port=args.port, public_url=f"http://127.0.0.1:{args.port}")
+                        state_snapshot=workdir / "state.npz", tick_s=1.0, api_port=args.port, public_url=f"http://127.0.0.1:{args.port}")
     store = open_store(settings.database_url)
     console = ConsoleChannel(sys.stdout)
     service = Service(settings, store, registry, clock,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
@@ -13,7 +14,7 @@ from alerts.lifecycle import clear_gone_conditions
 from alerts.notifier import RetryPolicy
 from alerts.outbox import OutboxWorker
 from alerts.pipeline import AlertPipeline, AwaySilence, Dedupe, Escalate, Inhibit, Record, Route, Silence
-from detectors import DeviceDetector, NoChangeDetector
+from detectors import build_detectors
 from detectors.base import Detector
 from ingest.handler import MessageHandler
 from ingest.stats import IngestStats
@@ -29,13 +30,9 @@ log = logging.getLogger(__name__)
 
 
 def default_detectors(settings: Settings) -> list[Detector]:
-    """The detectors the service runs unless told otherwise."""
-    silence = int(settings.meter_silence_h * 3600)
-    return [
-        NoChangeDetector(window_s=int(settings.inactivity_window_h * 3600), max_staleness_s=silence,
-                         name=f"no-change-{settings.inactivity_window_h:g}h"),
-        DeviceDetector(silence_s=silence),
-    ]
+    """The detectors the service runs unless told otherwise (settings.detectors)."""
+    return build_detectors(settings.detectors, window_s=int(settings.inactivity_window_h * 3600),
+                           silence_s=int(settings.meter_silence_h * 3600))
 
 
 class Service:
@@ -61,7 +58,11 @@ class Service:
         store.upsert_registry(registry)
         now = int(clock.now())
         model = ActivityModel(water_min_m3=settings.water_activity_m3, elec_margin_kw=settings.activity_margin_kw)
-        self.state = HouseholdState(registry, model, started_at=now)
+        self.state = HouseholdState(registry, model, started_at=now, default_timezone=settings.timezone)
+        self.snapshot = settings.state_snapshot
+        if self.snapshot is not None and self.snapshot.exists():
+            self.state.load(self.snapshot)  # learned routines; the replay below adds what came since
+            log.info("household state restored from %s", self.snapshot)
         self.handler = MessageHandler(registry, settings.mqtt_topic_prefix, settings.timezone,
                                       settings.max_future_skew_s)
         self._restore(now)
@@ -135,12 +136,26 @@ class Service:
         self.ingest.stop()
         self.writer.stop()
         self._timer.join(5)
+        self.save_state()
         self.outbox.stop()
 
+    def save_state(self) -> None:
+        """Write the household state snapshot (learned routines) if one is configured."""
+        if self.snapshot is None:
+            return
+        self.snapshot.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.snapshot.with_suffix(".tmp")
+        self.state.save(tmp)
+        tmp.replace(self.snapshot)
+
     def _tick_loop(self) -> None:
+        last_save = time.monotonic()
         while not self._stop.wait(self.settings.tick_s):
             try:
                 self.tick()
+                if time.monotonic() - last_save >= self.settings.snapshot_every_s:
+                    self.save_state()
+                    last_save = time.monotonic()
             except Exception:
                 log.exception("detector sweep failed; trying again next tick")
 

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     activity_margin_kw: float = Field(0.05, description="Electricity above base load by this much is activity.")
     water_activity_m3: float = Field(0.001, description="Water increase that counts as activity (1 L).")
     tick_s: float = Field(5.0, description="Wall seconds between detector sweeps.")
+    detectors: list[str] = Field(default_factory=lambda: ["routine", "water_running", "unusual_usage", "device"],
+                                 description="Detectors to run; see docs/detectors.md for names and presets.")
+    state_snapshot: Path | None = Field(None, description="File where learned routines are saved, so restarts "
+                                        "keep them (set it in production, e.g. /data/state.npz).")
+    snapshot_every_s: float = Field(600.0, description="Wall seconds between state snapshots.")
 
     webhook_urls: list[str] = Field(default_factory=list, description="Alert webhooks (HTTP POST of JSON).")
     webhook_timeout_s: float = 5.0

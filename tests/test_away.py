@@ -94,3 +94,25 @@ def test_away_requires_a_known_household_and_end_after_start(api):
     assert api.delete(f"/api/away/{created['id']}").status_code == 200
     assert api.get("/api/away?active=true").json() == []
     assert api.delete(f"/api/away/{created['id']}").status_code == 404
+
+
+def test_restart_keeps_learned_routines_through_the_snapshot(store, tmp_path):
+    """A restart replays only the last days of readings; the snapshot keeps the four weeks the routine learned."""
+    from detectors.routine import learning_status
+
+    snapshot = tmp_path / "state.npz"
+    end = DAY0 + 20 * 24 * H
+    readings = [r for hh in ("H1", "H2", "H3", "H4") for r in household_readings(hh, DAY0, end)]
+    store.write_readings(readings)
+
+    first = Service(Settings(state_snapshot=snapshot), store, small_registry(), ManualClock(DAY0), watchers=[])
+    first.state.apply(readings)
+    learned = learning_status(first.state, "H1")
+    assert learned[1] >= 14
+    first.save_state()
+
+    forgetful = Service(Settings(), store, small_registry(), ManualClock(end), watchers=[])
+    assert learning_status(forgetful.state, "H1")[1] < learned[1]  # the replay window alone is too short
+    restored = Service(Settings(state_snapshot=snapshot), store, small_registry(), ManualClock(end), watchers=[])
+    assert learning_status(restored.state, "H1") == learned
+    assert restored.state.summary("H1") == first.state.summary("H1")

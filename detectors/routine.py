@@ -1,0 +1,137 @@
+"""The `routine` detector: learns how long each household normally goes without activity at each time of
+day and day of week, and alerts when the current gap is longer than is plausible for that household.
+
+After Cuddihy et al. (2007), "Algorithm to automatically detect abnormally long periods of inactivity in a
+home": for every half hour of the day, the state keeps the longest inactivity that reached into it on each of
+the last four weeks (``HouseholdState.gap_hist``; a day without any activity at all is an absence and is not
+learned). The alert line for a half hour is the ``k``-th longest of those gaps across days (widened by the
+neighbouring half hours), or the longest on the same weekday if that is longer (a weekly day centre, a weekly
+visit to a daughter), times ``factor`` plus ``margin_s``, kept between ``floor_s`` and ``cap_s``.
+
+While a household has fewer than ``min_days`` learned days, or a half hour has no learned value yet, the
+``fallback`` preset judges it instead (by default the owner's no-change rule); its findings carry this
+detector's name and say so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+
+from detectors.base import Detector
+from detectors.common import hours, judged_households
+from detectors.no_change import NoChangeDetector
+from shouwang.domain import Alert, AlertCategory, Finding, Severity
+from shouwang.state import HISTORY_DAYS, MISSING, NEVER, SLOT_S, SLOTS_PER_DAY, TOP_K, HouseholdState
+
+
+class LearningStatus(StrEnum):
+    """Where the routine detector is with a household."""
+
+    NO_DATA = "no_data"  # no reading yet
+    LEARNING = "learning"  # judged by the fallback preset until enough days are learned
+    LEARNED = "learned"  # judged against its own routine
+
+
+@dataclass(frozen=True, slots=True)
+class RoutineDetector:
+    """Raise `inactivity` when a household has gone without activity longer than its own routine allows."""
+
+    k: int = 2  # the k-th longest gap across the history (1 = the longest; 2 forgives one odd day)
+    factor: float = 2.0
+    margin_s: int = 3 * 3600
+    floor_s: int = 3 * 3600
+    cap_s: int = 48 * 3600  # never later than the owner's 48 h rule
+    min_days: int = 14
+    max_staleness_s: int = 6 * 3600
+    fallback: Detector | None = field(default_factory=NoChangeDetector)
+    communities: frozenset[str] | None = None
+    name: str = "routine"
+
+    def thresholds(self, state: HouseholdState, households: np.ndarray, at: np.ndarray) -> np.ndarray:
+        """Alert line in seconds for each household at event time ``at`` (-1 where nothing is learned)."""
+        return self._lines(state, households, at)[0]
+
+    def _lines(self, state: HouseholdState, households: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(alert line, the ordinary gap it is built on), in seconds; -1 where nothing is learned."""
+        day, b = state.local_time(households, at)
+        top = state.gap_top.reshape(-1)[(households * TOP_K + self.k - 1) * SLOTS_PER_DAY + b].astype(np.int32)
+        top[top == MISSING] = -1
+        rows = (day % 7)[:, None] + 7 * np.arange(4)  # the same weekday in each of the four weeks
+        flat = (households[:, None] * HISTORY_DAYS + rows) * SLOTS_PER_DAY + b[:, None]
+        dow = state.gap_hist.reshape(-1)[flat].astype(np.int32)
+        dow[dow == MISSING] = -1
+        q = np.maximum(top, dow.max(axis=1))
+        thr = np.clip(q * SLOT_S * self.factor + self.margin_s, self.floor_s, self.cap_s)
+        return np.where(q >= 0, thr, -1).astype(np.int64), q.astype(np.int64) * SLOT_S
+
+    def evaluate(self, state: HouseholdState, now: int) -> list[Finding]:
+        with state.lock:
+            j = judged_households(state, now, self.max_staleness_s, self.communities)
+            days = state.hist_days[j.idx]
+            thr = np.full(j.idx.size, -1, dtype=np.int64)
+            usual = np.full(j.idx.size, -1, dtype=np.int64)
+            learned = np.flatnonzero(days >= self.min_days)
+            thr[learned], usual[learned] = self._lines(state, j.idx[learned], j.seen_until[learned])
+            fb = self.fallback
+            inline = (isinstance(fb, NoChangeDetector) and fb.max_staleness_s == self.max_staleness_s
+                      and fb.communities == self.communities)
+            others = fb.evaluate(state, now) if fb is not None and not inline and (thr < 0).any() else []
+        elapsed = j.seen_until - j.reference
+        out = [
+            Finding(
+                category=AlertCategory.INACTIVITY, detector=self.name, severity=Severity.CRITICAL,
+                since=int(j.reference[i]), household=state.household_ids[int(j.idx[i])],
+                reason=(f"no water or electricity use for {hours(float(elapsed[i]))}, far longer than usual at this "
+                        f"time of day (ordinary days: up to {hours(float(usual[i]))}; alert line "
+                        f"{hours(float(thr[i]))}; routine learned from {int(days[i])} days)"))
+            for i in np.flatnonzero((thr >= 0) & (elapsed > thr))
+        ]
+        if fb is None:
+            return out
+
+        def status(i: int) -> str:
+            if days[i] < self.min_days:
+                return f"routine still learning ({int(days[i])} of {self.min_days} days)"
+            return "routine not learned for this time of day"
+
+        if inline:  # the owner's rule on the households routine cannot judge yet, without a second pass
+            for i in np.flatnonzero((thr < 0) & (elapsed >= fb.window_s)):
+                out.append(Finding(
+                    AlertCategory.INACTIVITY, self.name, Severity.CRITICAL, int(j.reference[i]),
+                    f"no water or electricity use for {hours(float(elapsed[i]))} (rule: {hours(fb.window_s)}); "
+                    f"{status(i)}, judged by preset {fb.name}", household=state.household_ids[int(j.idx[i])]))
+            return out
+        waiting = {state.household_ids[int(j.idx[i])]: int(i) for i in np.flatnonzero(thr < 0)}
+        for f in others:
+            if f.household in waiting and f.category == AlertCategory.INACTIVITY:
+                out.append(Finding(f.category, self.name, f.severity, f.since,
+                                   f"{f.reason}; {status(waiting[f.household])}, judged by preset {fb.name}",
+                                   household=f.household))
+        return out
+
+    def cleared(self, alert: Alert, state: HouseholdState, now: int) -> bool:
+        h = state.household_index.get(alert.household or "")
+        if h is None:
+            return True
+        with state.lock:
+            last = int(state.last_activity[state.household_meters(h)].max(initial=NEVER))
+        return last > alert.since
+
+    def learning_status(self, state: HouseholdState, household: str) -> tuple[LearningStatus, int]:
+        """(status, days of history) for one household; raises KeyError for an unknown household."""
+        return learning_status(state, household, self.min_days)
+
+
+def learning_status(state: HouseholdState, household: str, min_days: int = 14) -> tuple[LearningStatus, int]:
+    """Whether the routine detector judges ``household`` by its own routine yet, and on how many learned days
+    (days with activity in the last four weeks); raises KeyError for an unknown household."""
+    h = state.household_index[household]
+    with state.lock:
+        days = int(state.hist_days[h])
+        seen = bool((state.first_ts[state.household_meters(h)] != NEVER).any())
+    if not seen:
+        return LearningStatus.NO_DATA, 0
+    return (LearningStatus.LEARNED if days >= min_days else LearningStatus.LEARNING), days
