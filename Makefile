@@ -23,5 +23,8 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+bench: $(STAMP)  # ingest benchmark against Mosquitto on 127.0.0.1:1883 (docs/benchmarks.md); not a test
+	$(BIN)/python bench/ingest.py
+
 clean:
 	rm -rf $(VENV) var build *.egg-info

@@ -13,10 +13,10 @@ from ingest.protocol import (
     Reason,
     Topic,
     decode_json,
-    parse_reading,
     parse_status,
     parse_topic,
     parse_ts,
+    reading_fields,
     split_batch,
 )
 from shouwang.domain import GatewayStatus, Meter, Reading, Registry, Rejection
@@ -49,6 +49,7 @@ class MessageHandler:
         self.max_future_skew_s = max_future_skew_s
         self.meters: dict[str, Meter] = {m.id: m for m in registry.meters}
         self.gateway_community = {g.id: g.community for g in registry.gateways}
+        self._topics: dict[str, Topic] = {}  # topics already found valid (bounded: two per registered gateway)
         self.zones = {c.id: ZoneInfo(c.timezone or default_tz) for c in registry.communities}
         self.default_zone = ZoneInfo(default_tz)
         self.last: dict[str, tuple[int, float]] = {}  # meter → (ts, value) of its latest accepted reading
@@ -62,10 +63,14 @@ class MessageHandler:
         """Validate one message; never raises for bad input."""
         result = HandleResult()
         try:
-            where = parse_topic(topic, self.prefix)
-            if self.gateway_community.get(where.gateway) != where.community:
-                raise ProtocolError(Reason.UNKNOWN_GATEWAY,
-                                    f"gateway {where.gateway!r} is not registered in community {where.community!r}")
+            where = self._topics.get(topic)
+            if where is None:
+                where = parse_topic(topic, self.prefix)
+                if self.gateway_community.get(where.gateway) != where.community:
+                    raise ProtocolError(Reason.UNKNOWN_GATEWAY,
+                                        f"gateway {where.gateway!r} is not registered in community "
+                                        f"{where.community!r}")
+                self._topics[topic] = where
             if where.channel == "status":
                 result.status = GatewayStatus(where.gateway, parse_status(payload), now)
                 return result
@@ -78,21 +83,32 @@ class MessageHandler:
 
     def _readings(self, where: Topic, items: list, now: int, topic: str, result: HandleResult) -> None:
         zone = self.zones.get(where.community, self.default_zone)
+        gateway, latest = where.gateway, now + self.max_future_skew_s
+        registered = self.meters
         parsed: list[tuple[Reading, object]] = []
         for raw in items:
-            meter = raw.get("meter") if isinstance(raw, dict) else None
             try:
-                r = parse_reading(raw)
-                ts = parse_ts(r.ts, zone)
-                self._check_registry(r.meter, str(r.kind), where.gateway)
-                if ts > now + self.max_future_skew_s:
+                meter, kind, raw_ts, value = reading_fields(raw)
+                ts = raw_ts if type(raw_ts) is int and 0 <= raw_ts < 100_000_000_000 else parse_ts(raw_ts, zone)
+                m = registered.get(meter)
+                if m is None or m.gateway != gateway or m.kind != kind:  # (MeterKind is a StrEnum)
+                    self._check_registry(meter, kind, gateway)  # raises with the precise reason
+                if ts > latest:
                     raise ProtocolError(Reason.FUTURE_TIMESTAMP,
                                         f"ts {ts} is {ts - now} s ahead of the service clock")
-                parsed.append((Reading(r.meter, ts, float(r.value)), raw))
+                parsed.append((Reading(meter, ts, float(value)), raw))
             except ProtocolError as exc:
+                meter = raw.get("meter") if isinstance(raw, dict) else None
                 result.rejections.append(self._reject(now, topic, exc, raw, meter))
-        parsed.sort(key=lambda pr: pr[0].ts)
+        if len(parsed) > 1:
+            parsed.sort(key=lambda pr: pr[0].ts)
+        last_of, accepted = self.last, result.readings
         for reading, raw in parsed:
+            last = last_of.get(reading.meter)
+            if last is None or (reading.ts > last[0] and reading.value >= last[1]):  # the usual case, inline
+                last_of[reading.meter] = (reading.ts, reading.value)
+                accepted.append(reading)
+                continue
             try:
                 if self._check_sequence(reading):
                     result.readings.append(reading)
