@@ -80,3 +80,13 @@ def hours(seconds: float) -> str:
 def litres(m3: float) -> str:
     """A water volume for a reason text."""
     return f"{m3 * 1000:.0f} L" if m3 < 1 else f"{m3:.2f} m³"
+
+
+def active_since(state: HouseholdState, household: str | None, since: int) -> bool:
+    """True if the household showed activity after ``since`` (or is no longer registered)."""
+    h = state.household_index.get(household or "")
+    if h is None:
+        return True
+    with state.lock:
+        last = int(state.last_activity[state.household_meters(h)].max(initial=NEVER))
+    return last > since

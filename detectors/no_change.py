@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from detectors.common import hours, judged_households
+from detectors.common import active_since, hours, judged_households
 from shouwang.domain import Alert, AlertCategory, Finding, Severity
-from shouwang.state import NEVER, HouseholdState
+from shouwang.state import HouseholdState
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +35,4 @@ class NoChangeDetector:
         ]
 
     def cleared(self, alert: Alert, state: HouseholdState, now: int) -> bool:
-        h = state.household_index.get(alert.household or "")
-        if h is None:
-            return True
-        with state.lock:
-            last = int(state.last_activity[state.household_meters(h)].max(initial=NEVER))
-        return last > alert.since
+        return active_since(state, alert.household, alert.since)

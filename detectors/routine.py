@@ -21,7 +21,7 @@ from enum import StrEnum
 import numpy as np
 
 from detectors.base import Detector
-from detectors.common import hours, judged_households
+from detectors.common import active_since, hours, judged_households
 from detectors.no_change import NoChangeDetector
 from shouwang.domain import Alert, AlertCategory, Finding, Severity
 from shouwang.state import HISTORY_DAYS, MISSING, NEVER, SLOT_S, SLOTS_PER_DAY, TOP_K, HouseholdState
@@ -113,12 +113,7 @@ class RoutineDetector:
         return out
 
     def cleared(self, alert: Alert, state: HouseholdState, now: int) -> bool:
-        h = state.household_index.get(alert.household or "")
-        if h is None:
-            return True
-        with state.lock:
-            last = int(state.last_activity[state.household_meters(h)].max(initial=NEVER))
-        return last > alert.since
+        return active_since(state, alert.household, alert.since)
 
     def learning_status(self, state: HouseholdState, household: str) -> tuple[LearningStatus, int]:
         """(status, days of history) for one household; raises KeyError for an unknown household."""
