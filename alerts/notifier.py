@@ -20,13 +20,16 @@ class RetryPolicy:
     max_delay_s: float = 60.0
     deadline_s: float = 300.0
 
+    def delay(self, attempt: int) -> float:
+        """The wait after failed attempt number ``attempt`` (1-based)."""
+        return min(self.first_delay_s * 2 ** (attempt - 1), self.max_delay_s)
+
     def delays(self) -> list[float]:
         """The waits between attempts, in order, that fit before the deadline."""
-        out, delay, total = [], self.first_delay_s, 0.0
-        while total + delay <= self.deadline_s:
-            out.append(delay)
-            total += delay
-            delay = min(delay * 2, self.max_delay_s)
+        out, total = [], 0.0
+        while total + (d := self.delay(len(out) + 1)) <= self.deadline_s:
+            out.append(d)
+            total += d
         return out
 
 

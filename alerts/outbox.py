@@ -92,7 +92,7 @@ class OutboxWorker:
             name = channel.name
             channel.send(Notification(item.alert_ids[0], item.kind, item.title, item.text, item.data))
         except RetryableError as exc:
-            delay = self._delay(attempts)
+            delay = self.policy.delay(attempts)
             retry_at = self.wall.now() + delay
             if retry_at <= item.deadline_at:
                 self.store.finish_delivery(item.id, "pending", attempts, retry_at, str(exc), None)
@@ -111,9 +111,6 @@ class OutboxWorker:
         self.store.finish_delivery(item.id, "sent", attempts, item.next_attempt_at, "", self.wall.now(), events)
         for a in item.alert_ids:
             self.store.mark_notified(a, now_event)
-
-    def _delay(self, attempts: int) -> float:
-        return min(self.policy.first_delay_s * 2 ** (attempts - 1), self.policy.max_delay_s)
 
     def _give_up(self, item: OutboxItem, attempts: int, error: str, now_event: int) -> None:
         """Mark failed; fail over to the person's next channel if there is one."""

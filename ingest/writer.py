@@ -44,14 +44,12 @@ class BatchWriter:
         max_readings: int = 5000,
         max_delay_s: float = 0.2,
         queue_size: int = 10_000,
-        on_stored: Callable[[list[Reading], list[GatewayStatus]], None] | None = None,
     ) -> None:
         self.store = store
         self.state = state
         self.stats = stats
         self.max_readings = max_readings
         self.max_delay_s = max_delay_s
-        self.on_stored = on_stored
         self._queue: queue.Queue[Pending] = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="batch-writer", daemon=True)
@@ -119,11 +117,6 @@ class BatchWriter:
         self.stats.add("duplicates", sum(p.result.duplicates for p in batch))
         for rej in rejections:
             self.stats.add(f"rejected.{rej.reason}")
-        if self.on_stored is not None:
-            try:
-                self.on_stored(readings, statuses)
-            except Exception:
-                log.exception("on_stored hook failed")
         for p in batch:
             if p.ack is not None:
                 try:
