@@ -1,0 +1,129 @@
+"""What several pages show: household rows with their status, alerts with their place and people to call."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from api.auth import Scope
+from api.schemas import HouseholdPublic, HouseholdStatus
+from api.views import AlertIndex, household_public
+from shouwang.domain import (
+    WELFARE_CATEGORIES,
+    Alert,
+    AlertStatus,
+    Household,
+    Person,
+    Severity,
+    Target,
+)
+from shouwang.state import HouseholdState
+from storage import NotFound, Store
+
+DEFAULT_ZONE = "Asia/Shanghai"
+PAGE_STATUSES = ("alert", "attention", "device", "away", "ok", "unknown")
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A household on the dashboard: its record, its public view and the status shown."""
+
+    household: Household
+    view: HouseholdPublic
+    status: str
+    zone: str
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """Someone to call about a household."""
+
+    name: str
+    phone: str
+    role: str  # resident, family, volunteer, team
+
+
+@dataclass(frozen=True, slots=True)
+class AlertView:
+    """An alert with where it is and whom to call."""
+
+    alert: Alert
+    household: Household | None
+    zone: str
+    contacts: tuple[Contact, ...]
+    map_query: str
+
+
+def page_status(view: HouseholdPublic, alerts: Sequence[Alert]) -> str:
+    """The dashboard's status: the API's, with `alert` split into `alert` (someone is needed now) and
+    `attention` (every welfare case is being handled, has cleared, or is only a warning)."""
+    if view.status is not HouseholdStatus.ALERT:
+        return view.status.value
+    urgent = any(a.category in WELFARE_CATEGORIES and a.severity is Severity.CRITICAL and a.cleared_at is None
+                 and a.status in (AlertStatus.OPEN, AlertStatus.NOTIFIED) for a in alerts)
+    return "alert" if urgent else "attention"
+
+
+def zones(store: Store) -> dict[str, str]:
+    """Time zone of each community."""
+    return {c.id: c.timezone for c in store.communities()}
+
+
+def household_rows(store: Store, state: HouseholdState, scope: Scope, now: int) -> list[Row]:
+    """Every household in scope with its live status, ordered by id."""
+    meters = defaultdict(list)
+    for m in store.meters():
+        meters[m.household].append(m)
+    index = AlertIndex(store.unresolved_alerts(), store.away_periods(active_at=now), now)
+    tz = zones(store)
+    rows = []
+    for h in store.households():
+        if not scope.allows_household(h.id):
+            continue
+        view = household_public(h, meters[h.id], state, index)
+        rows.append(Row(h, view, page_status(view, index.for_household(h.id)), tz.get(h.community, DEFAULT_ZONE)))
+    return rows
+
+
+def contacts(store: Store, household: Household) -> tuple[Contact, ...]:
+    """The resident, then family, volunteer and team members who have a phone number."""
+    out = [Contact(household.name or household.id, household.phone, "resident")]
+    order = {Target.FAMILY: 0, Target.VOLUNTEER: 1, Target.TEAM: 2}
+    for a in sorted(store.assignments(household=household.id), key=lambda a: order.get(a.target, 9)):
+        if a.target not in order:
+            continue
+        try:
+            person: Person = store.person(a.person)
+        except NotFound:
+            continue
+        out.append(Contact(person.name or person.id, person.phone, str(a.target)))
+    return tuple(out)
+
+
+def alert_view(store: Store, alert: Alert, tz: dict[str, str] | None = None) -> AlertView:
+    """An alert with its household (if any), the zone to show times in and the people to call."""
+    tz = tz if tz is not None else zones(store)
+    household = None
+    if alert.household:
+        try:
+            household = store.household(alert.household)
+        except NotFound:
+            household = None
+    if household is None:
+        community = next((g.community for g in store.gateways() if g.id == alert.gateway), None)
+        return AlertView(alert, None, tz.get(community or "", DEFAULT_ZONE), (), "")
+    return AlertView(alert, household, tz.get(household.community, DEFAULT_ZONE), contacts(store, household),
+                     quote(household.address or household.name))
+
+
+def open_alerts(store: Store, scope: Scope) -> list[Alert]:
+    """Unresolved alerts in scope, newest first."""
+    return sorted((a for a in store.unresolved_alerts() if scope.allows_alert(a)),
+                  key=lambda a: (a.opened_at, a.id), reverse=True)
+
+
+def is_open(alert: Alert) -> bool:
+    """Whether nobody has acknowledged the alert yet."""
+    return alert.status in (AlertStatus.OPEN, AlertStatus.NOTIFIED)
