@@ -1,0 +1,1 @@
+"""Alembic revisions of the relational schema, oldest first (``NNNN_slug.py``)."""

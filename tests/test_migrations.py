@@ -1,0 +1,162 @@
+"""Alembic migrations: `upgrade head` on fresh SQLite and PostgreSQL gives exactly storage/schema.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from alembic import command
+from conftest import _postgres_url
+from sqlalchemy import Engine, inspect, text
+
+from shouwang.cli import main
+from storage import migrations, open_store
+from storage.migrations import BASELINE, SchemaOutOfDate, differences, head_revision, upgrade
+from storage.schema import metadata
+from storage.sql import make_engine
+
+HINT = ("the schema in storage/schema.py differs from what the migrations build: "
+        "run `make migration m='what changed'`, read the new file in storage/migrations/versions, commit it")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A throwaway database on the machine's PostgreSQL, dropped afterwards (fails in CI when there is none)."""
+    yield from _postgres_url()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    """An empty database on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/migr.db"
+    return request.getfixturevalue("pg_url")
+
+
+def _engine(url: str) -> Iterator[Engine]:
+    engine = make_engine(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def fresh(fresh_url: str) -> Iterator[Engine]:
+    yield from _engine(fresh_url)
+
+
+def _revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return migrations.current_revision(conn)
+
+
+def test_upgrade_head_on_an_empty_database_builds_exactly_the_schema(fresh: Engine) -> None:
+    done = upgrade(fresh)
+    assert (done.before, done.after) == (None, head_revision())
+    assert differences(fresh) == [], HINT
+    assert set(metadata.tables) <= set(inspect(fresh).get_table_names())
+
+
+def _named(diff: tuple) -> tuple[str, str]:
+    """(kind, name) of one autogenerate difference."""
+    kind = diff[0]
+    if kind in ("add_table", "remove_table", "add_index", "remove_index"):
+        return kind, diff[1].name
+    if kind in ("add_column", "remove_column"):
+        return kind, f"{diff[2]}.{diff[3].name}"
+    return kind, repr(diff[1:])
+
+
+def test_the_comparison_sees_a_missing_table_and_a_missing_column(fresh: Engine) -> None:
+    upgrade(fresh)
+    with fresh.begin() as conn:
+        conn.execute(text("DROP TABLE away_periods"))
+        conn.execute(text("ALTER TABLE alerts DROP COLUMN note"))
+    found = {_named(d) for d in differences(fresh)}
+    assert {("add_table", "away_periods"), ("add_column", "alerts.note")} <= found
+
+
+def test_downgrade_to_base_and_back(tmp_path) -> None:
+    for engine in _engine(f"sqlite:///{tmp_path}/down.db"):
+        upgrade(engine)
+        with engine.begin() as conn:
+            command.downgrade(migrations.alembic_config(conn), "base")
+        assert set(inspect(engine).get_table_names()) == {"alembic_version"}
+        upgrade(engine)
+        assert differences(engine) == []
+
+
+def test_opening_a_fresh_store_creates_the_schema_at_head(fresh_url: str) -> None:
+    store = open_store(fresh_url)
+    try:
+        assert _revision(store.engine) == head_revision()
+        assert differences(store.engine) == []
+    finally:
+        store.close()
+
+
+def _made_before_migrations(engine: Engine) -> None:
+    """The schema as `create_all` left it before migrations: the baseline tables, no alembic_version."""
+    upgrade(engine, BASELINE)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE alembic_version"))
+
+
+def test_sqlite_made_before_migrations_is_upgraded_when_the_store_opens(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path}/old.db"
+    for engine in _engine(url):
+        _made_before_migrations(engine)
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO communities (id, name, timezone) VALUES ('c1', 'kept', 'Asia/Shanghai')"))
+    store = open_store(url)
+    try:
+        assert _revision(store.engine) == head_revision()
+        assert [c.name for c in store.communities()] == ["kept"]
+        assert differences(store.engine) == []
+    finally:
+        store.close()
+
+
+def test_postgresql_behind_is_refused_until_shouwang_db_upgrade(pg_url: str, capsys) -> None:
+    for engine in _engine(pg_url):
+        _made_before_migrations(engine)
+    with pytest.raises(SchemaOutOfDate, match=r"shouwang db upgrade"):
+        open_store(pg_url)
+    assert main(["db", "current", "--url", pg_url]) == 1
+    assert main(["db", "upgrade", "--url", pg_url]) == 0
+    assert f"-> {head_revision()}" in capsys.readouterr().out
+    assert main(["db", "current", "--url", pg_url]) == 0
+    store = open_store(pg_url)
+    try:
+        assert differences(store.engine) == []
+    finally:
+        store.close()
+
+
+def test_a_database_from_a_newer_version_is_refused(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path}/newer.db"
+    open_store(url).close()
+    for engine in _engine(url):
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = 'ffff_from_the_future'"))
+    with pytest.raises(SchemaOutOfDate, match="does not know"):
+        open_store(url)
+
+
+def _open_and_close(url: str) -> str | None:
+    store = open_store(url)
+    try:
+        return _revision(store.engine)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_processes_opening_one_fresh_database_at_once_all_succeed(tmp_path, backend, request):
+    import multiprocessing
+
+    url = f"sqlite:///{tmp_path}/race.db" if backend == "sqlite" else request.getfixturevalue("pg_url")
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        revisions = pool.map(_open_and_close, [url] * 4)
+    assert revisions == [head_revision()] * 4
