@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -14,6 +15,8 @@ from shouwang.state import HouseholdState
 @dataclass(frozen=True, slots=True)
 class NoChangeDetector:
     """Raise `inactivity` when the data shows no activity for ``window_s``; never on missing data."""
+
+    data_driven: ClassVar[bool] = True  # `now` matters only for staleness (replay may reuse findings)
 
     window_s: int = 48 * 3600
     max_staleness_s: int = 6 * 3600

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from detectors.base import Detector
-from detectors.common import hours, judged_water, litres
+from detectors.common import hours, judged_water, litres, one_per_household
 from detectors.no_change import NoChangeDetector
 from shouwang.domain import Alert, AlertCategory, Finding, Severity
 from shouwang.state import (
@@ -101,24 +101,19 @@ class KizukiRule:
             last = state.last_activity[wm]
             ref = np.where(last == NEVER, state.first_ts[wm], last)
             run0, last_ts = state.run_start[wm], state.last_ts[wm]
-        out, seen = [], set()
+        out = []
         quiet = until - ref
-        for i in np.flatnonzero(quiet >= self.quiet_s):
-            hid = state.household_ids[int(hh[i])]
-            if hid not in seen:
-                seen.add(hid)
-                out.append(Finding(AlertCategory.INACTIVITY, self.name, Severity.WARNING, int(ref[i]),
-                                   f"no water use for {hours(float(quiet[i]))} (rule: {hours(self.quiet_s)})",
-                                   household=hid))
+        sel = np.flatnonzero(quiet >= self.quiet_s)
+        for i in sel[one_per_household(hh[sel])]:
+            out.append(Finding(AlertCategory.INACTIVITY, self.name, Severity.WARNING, int(ref[i]),
+                               f"no water use for {hours(float(quiet[i]))} (rule: {hours(self.quiet_s)})",
+                               household=state.household_ids[int(hh[i])]))
         run = np.where(run0 != NEVER, last_ts - run0, -1)
-        seen = set()
-        for i in np.flatnonzero(run >= self.flow_s):
-            hid = state.household_ids[int(hh[i])]
-            if hid not in seen:
-                seen.add(hid)
-                out.append(Finding(AlertCategory.WATER_RUNNING, self.name, Severity.WARNING, int(run0[i]),
-                                   f"water flowing without a pause for {hours(float(run[i]))} "
-                                   f"(rule: {hours(self.flow_s)})", household=hid))
+        sel = np.flatnonzero(run >= self.flow_s)
+        for i in sel[one_per_household(hh[sel])]:
+            out.append(Finding(AlertCategory.WATER_RUNNING, self.name, Severity.WARNING, int(run0[i]),
+                               f"water flowing without a pause for {hours(float(run[i]))} "
+                               f"(rule: {hours(self.flow_s)})", household=state.household_ids[int(hh[i])]))
         return out
 
     def cleared(self, alert: Alert, state: HouseholdState, now: int) -> bool:

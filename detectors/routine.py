@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import ClassVar
 
 import numpy as np
 
@@ -24,7 +25,9 @@ from detectors.base import Detector
 from detectors.common import active_since, hours, judged_households
 from detectors.no_change import NoChangeDetector
 from shouwang.domain import Alert, AlertCategory, Finding, Severity
-from shouwang.state import HISTORY_DAYS, MISSING, NEVER, SLOT_S, SLOTS_PER_DAY, TOP_K, HouseholdState
+from shouwang.state import NEVER, SLOT_S, SLOTS_PER_DAY, TOP_K, HouseholdState
+
+_NOT_DUE = np.iinfo(np.int64).max  # alert line of a household too recently active to be judged at all
 
 
 class LearningStatus(StrEnum):
@@ -38,6 +41,8 @@ class LearningStatus(StrEnum):
 @dataclass(frozen=True, slots=True)
 class RoutineDetector:
     """Raise `inactivity` when a household has gone without activity longer than its own routine allows."""
+
+    data_driven: ClassVar[bool] = True  # `now` matters only for staleness (replay may reuse findings)
 
     k: int = 2  # the k-th longest gap across the history (1 = the longest; 2 forgives one odd day)
     factor: float = 2.0
@@ -57,29 +62,31 @@ class RoutineDetector:
     def _lines(self, state: HouseholdState, households: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(alert line, the ordinary gap it is built on), in seconds; -1 where nothing is learned."""
         day, b = state.local_time(households, at)
-        top = state.gap_top.reshape(-1)[(households * TOP_K + self.k - 1) * SLOTS_PER_DAY + b].astype(np.int32)
-        top[top == MISSING] = -1
-        rows = (day % 7)[:, None] + 7 * np.arange(4)  # the same weekday in each of the four weeks
-        flat = (households[:, None] * HISTORY_DAYS + rows) * SLOTS_PER_DAY + b[:, None]
-        dow = state.gap_hist.reshape(-1)[flat].astype(np.int32)
-        dow[dow == MISSING] = -1
-        q = np.maximum(top, dow.max(axis=1))
-        thr = np.clip(q * SLOT_S * self.factor + self.margin_s, self.floor_s, self.cap_s)
-        return np.where(q >= 0, thr, -1).astype(np.int64), q.astype(np.int64) * SLOT_S
+        top = state.gap_top.reshape(-1)[(households * TOP_K + (self.k - 1)) * SLOTS_PER_DAY + b]
+        # the longest on the same weekday in the four weeks
+        dow = state.gap_dow.reshape(-1)[(households * 7 + day % 7) * SLOTS_PER_DAY + b]
+        q = np.maximum(top + np.uint8(1), dow + np.uint8(1)).astype(np.int64) - 1  # MISSING (255) wraps below 0
+        thr = np.clip(q * (SLOT_S * self.factor) + self.margin_s, self.floor_s, self.cap_s)
+        return np.where(q >= 0, thr, -1).astype(np.int64), q * SLOT_S
 
     def evaluate(self, state: HouseholdState, now: int) -> list[Finding]:
         with state.lock:
             j = judged_households(state, now, self.max_staleness_s, self.communities)
             days = state.hist_days[j.idx]
+            elapsed = j.seen_until - j.reference
             thr = np.full(j.idx.size, -1, dtype=np.int64)
             usual = np.full(j.idx.size, -1, dtype=np.int64)
-            learned = np.flatnonzero(days >= self.min_days)
-            thr[learned], usual[learned] = self._lines(state, j.idx[learned], j.seen_until[learned])
+            learned = days >= self.min_days
             fb = self.fallback
             inline = (isinstance(fb, NoChangeDetector) and fb.max_staleness_s == self.max_staleness_s
                       and fb.communities == self.communities)
+            if fb is None or (inline and fb.window_s > self.floor_s):
+                # no line is below the floor: a household quiet for less cannot fire, and no fallback would
+                thr[learned] = _NOT_DUE
+                learned &= elapsed > self.floor_s
+            sel = np.flatnonzero(learned)
+            thr[sel], usual[sel] = self._lines(state, j.idx[sel], j.seen_until[sel])
             others = fb.evaluate(state, now) if fb is not None and not inline and (thr < 0).any() else []
-        elapsed = j.seen_until - j.reference
         out = [
             Finding(
                 category=AlertCategory.INACTIVITY, detector=self.name, severity=Severity.CRITICAL,

@@ -10,6 +10,7 @@ for using a little): an appliance or heater left on, a bath overflowing, a confu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -21,6 +22,8 @@ from shouwang.state import _WATER, NEVER, SLOTS_PER_DAY, HouseholdState
 @dataclass(frozen=True, slots=True)
 class UnusualUsageDetector:
     """Raise `unusual_usage` when the last 24 h used many times the household's median day."""
+
+    data_driven: ClassVar[bool] = True  # `now` matters only for staleness (replay may reuse findings)
 
     factor: float = 4.0
     water_min_excess_m3: float = 0.4

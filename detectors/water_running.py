@@ -17,6 +17,7 @@ Until a meter has ``min_days`` days of history, its run thresholds are the ceili
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -28,6 +29,8 @@ from shouwang.state import NEVER, HouseholdState
 @dataclass(frozen=True, slots=True)
 class WaterRunningDetector:
     """Raise `water_running` for a run of flowing intervals far longer than the household's longest."""
+
+    data_driven: ClassVar[bool] = True  # `now` matters only for staleness (replay may reuse findings)
 
     factor: float = 1.5
     margin_s: int = 2 * 3600
@@ -52,7 +55,8 @@ class WaterRunningDetector:
 
     def evaluate(self, state: HouseholdState, now: int) -> list[Finding]:
         with state.lock:
-            wm, hh, _ = judged_water(state, now, self.max_staleness_s, self.communities)
+            running = np.flatnonzero((state.run_start != NEVER) | (state.hi_run_start != NEVER))  # can fire
+            wm, hh, _ = judged_water(state, now, self.max_staleness_s, self.communities, running)
             run0, hi0, last = state.run_start[wm], state.hi_run_start[wm], state.last_ts[wm]
             learned = state.run_learned[wm]
             any_lim, hi_lim = self._limits(state, wm)

@@ -71,6 +71,10 @@ class ActivityModel:
     # continuous flow: an interval at or above this rate is "high flow" (an open tap, a shower)
     high_flow_m3_per_h: float = 0.12
     run_learn_cap_s: int = 20 * 3600  # longer runs are never learned as ordinary (leaks)
+    # an interval longer than ``run_fine_s`` (hourly or NB-IoT readings) cannot show a pause inside it: it counts
+    # toward a run only if its average flow is at least a slow leak's, not because someone ran a tap once in it
+    run_fine_s: int = 900
+    run_min_m3_per_h: float = 0.006
     roll_lag_s: int = 3 * 3600  # a local day is learned this long after it ends (late meters catch up)
 
 
@@ -225,6 +229,8 @@ class HouseholdState:
         self.roll_carry = np.full(nh, np.nan, dtype=np.float32)  # inactivity (half hours) at end of last day
         self.gap_hist = np.full((nh, HISTORY_DAYS, SLOTS_PER_DAY), MISSING, dtype=np.uint8)
         self.gap_top = np.full((nh, TOP_K, SLOTS_PER_DAY), MISSING, dtype=np.uint8)
+        # per weekday (local day % 7) and half hour, the longest gap of the four same weekdays in the history
+        self.gap_dow = np.full((nh, 7, SLOTS_PER_DAY), MISSING, dtype=np.uint8)
         self.hist_days = np.zeros(nh, dtype=np.uint8)  # learned days currently in the history
         self.days_learned = np.zeros(nh, dtype=np.uint16)  # learned days ever
         self.daily_use = np.full((nh, HISTORY_DAYS, 2), np.nan, dtype=np.float32)  # [water m³, kWh] per day
@@ -349,7 +355,8 @@ class HouseholdState:
             self.fault_dt[m[fi]] = np.minimum(dt[fi], np.iinfo(np.int32).max)
         self.ref_value[m] = np.where(jitter, self.ref_value[m], v)
         if water.any():
-            self._runs(m, water, good & short & (dv >= wmin),
+            steady = (dt <= md.run_fine_s) | (dv * 3600.0 >= md.run_min_m3_per_h * dt)
+            self._runs(m, water, good & short & (dv >= wmin) & steady,
                        good & short & (dv * 3600.0 >= md.high_flow_m3_per_h * dt), good & short, p)
         self._slots(m, t, p, dt, use, ~fault & (short | (water & (dv < wmin))), act)
         self.use_total[m] += use
@@ -476,15 +483,7 @@ class HouseholdState:
         self.days_learned[hs] += valid_day.astype(np.uint16)
         self.hist_days[hs] = (self.hist_days[hs].astype(np.int16) + valid_day
                               - (leaving != MISSING).any(axis=1)).astype(np.uint8)
-        # per half hour, the TOP_K longest gaps across the history, each widened by its neighbouring half hours
-        g = self.gap_hist[hs] + np.uint8(1)  # MISSING (255) wraps to 0, below every learned value
-        wide = g.copy()
-        np.maximum(wide[:, :, 1:], g[:, :, :-1], out=wide[:, :, 1:])
-        np.maximum(wide[:, :, :-1], g[:, :, 1:], out=wide[:, :, :-1])
-        np.maximum(wide[:, :, 0], g[:, :, -1], out=wide[:, :, 0])  # around midnight
-        np.maximum(wide[:, :, -1], g[:, :, 0], out=wide[:, :, -1])
-        top = np.sort(wide.astype(np.int16), axis=1)[:, :-TOP_K - 1:-1, :]  # int16 sorts much faster than uint8
-        self.gap_top[hs] = (top - 1).astype(np.uint8)  # 0 - 1 → 255 = MISSING again
+        self.relearn(hs)
         # daily totals per meter, then per household and kind; a day without any activity is an absence
         ok_m = valid[:, 0] & valid[:, -1]
         used = np.where(ok_m, reg[:, -1].astype(np.float64) - reg[:, 0], np.nan)
@@ -525,6 +524,20 @@ class HouseholdState:
         # next day
         self.roll_day[hs] = day + 1
         self.roll_due[hs] = day_start + 2 * 86400 + self.model.roll_lag_s
+
+    def relearn(self, hs: np.ndarray | None = None) -> None:
+        """Derive ``gap_top`` and ``gap_dow`` from ``gap_hist`` for households ``hs`` (None: all)."""
+        hs = np.arange(len(self.household_ids)) if hs is None else hs
+        g = self.gap_hist[hs] + np.uint8(1)  # MISSING (255) wraps to 0, below every learned value
+        self.gap_dow[hs] = g.reshape(len(hs), HISTORY_DAYS // 7, 7, SLOTS_PER_DAY).max(axis=1) - np.uint8(1)
+        # per half hour, the TOP_K longest gaps across the history, each widened by its neighbouring half hours
+        wide = g.copy()
+        np.maximum(wide[:, :, 1:], g[:, :, :-1], out=wide[:, :, 1:])
+        np.maximum(wide[:, :, :-1], g[:, :, 1:], out=wide[:, :, :-1])
+        np.maximum(wide[:, :, 0], g[:, :, -1], out=wide[:, :, 0])  # around midnight
+        np.maximum(wide[:, :, -1], g[:, :, 0], out=wide[:, :, -1])
+        top = np.sort(wide.astype(np.int16), axis=1)[:, :-TOP_K - 1:-1, :]  # int16 sorts much faster than uint8
+        self.gap_top[hs] = (top - 1).astype(np.uint8)  # 0 - 1 → 255 = MISSING again
 
     def set_gateway_status(self, status: GatewayStatus) -> None:
         """Record a gateway's announced status (online, or offline by its last will)."""
@@ -582,14 +595,14 @@ class HouseholdState:
     def window_usage(self, meters: np.ndarray, slots: int) -> tuple[np.ndarray, np.ndarray]:
         """Usage of each meter over the ``slots`` half hours ending with its newest reading's half hour, and
         whether its data covers that window (it reported before the window began)."""
-        head = (self.last_ts[meters] - 1) // SLOT_S
-        start = head - slots
-        ok = (self.first_ts[meters] != NEVER) & (start >= (self.first_ts[meters] - 1) // SLOT_S) \
-            & (slots < RING_SLOTS)
-        reg = self.slot_reg.reshape(-1)
-        row = meters * RING_SLOTS
-        used = reg[row + head % RING_SLOTS].astype(np.float64) - reg[row + start % RING_SLOTS]
-        return np.where(ok, used, np.nan), ok
+        first = self.first_ts[meters]
+        start = (self.last_ts[meters] - 1) // SLOT_S - slots
+        ok = (first != NEVER) & (start >= (first - 1) // SLOT_S) & (slots < RING_SLOTS)
+        # the newest slot always ends at the meter's usable total (every reading writes it): one gather is enough
+        used = self.use_total[meters].astype(np.float32).astype(np.float64)
+        used -= self.slot_reg.reshape(-1)[meters * RING_SLOTS + start % RING_SLOTS]
+        used[~ok] = np.nan
+        return used, ok
 
     def summary(self, household: str) -> HouseholdSummary | None:
         """Live state of one household, or None if it is not registered."""
@@ -648,3 +661,4 @@ class HouseholdState:
                 src, dst = (np.array(a, dtype=np.int64) for a in zip(*pairs, strict=True))
                 for k in names:
                     getattr(self, k)[dst] = z[prefix + k][src]
+            self.relearn()

@@ -182,6 +182,8 @@ def test_learned_summaries_match_the_history_after_it_wraps():
     wide = np.maximum(g, np.maximum(np.roll(g, 1, axis=2), np.roll(g, -1, axis=2)))
     top = -np.sort(-wide, axis=1)[:, :3, :]
     assert np.array_equal(np.where(top < 0, 255, top), state.gap_top)
+    dow = g.reshape(3, 4, 7, 48).max(axis=1)  # ring row % 7 is the weekday: the longest of its four
+    assert np.array_equal(np.where(dow < 0, 255, dow), state.gap_dow)
     assert state.hist_days.tolist() == [25, 28, 28]  # days 7-34 kept; the trip's three empty days not learned
     assert state.days_learned[0] == 32  # 35 days, three of them away
 

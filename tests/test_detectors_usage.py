@@ -41,6 +41,7 @@ class Case:
     end: int
     expect: set = field(default_factory=set)  # {(category, severity)} for H1
     water_silent_from: int | None = None
+    hourly: bool = False  # H1's water meter reports once an hour (NB-IoT) instead of every 15 minutes
 
 
 TAP = 0.09  # m³ per 15 minutes: a tap open at 6 L/min
@@ -65,6 +66,10 @@ CASES = [
          (plus(regular[0], at(1, 14), TAP), regular[1]), at(1, 16)),
     Case("in the first days a tap left open 4.5 h is reported", WaterRunningDetector(),
          (plus(regular[0], at(1, 14), TAP), regular[1]), at(1, 18.5), {("water_running", "critical")}),
+    Case("read hourly: up all night, a glass of water every hour (2 L/h)", WaterRunningDetector(),
+         (plus(regular[0], at(16, 22), 0.0005, at(17, 9)), regular[1]), at(17, 9), hourly=True),
+    Case("read hourly: a leak of 8 L/h from 02:00, a day later", WaterRunningDetector(),
+         (plus(regular[0], at(16, 2), LEAK), regular[1]), at(17, 3), {("water_running", "warning")}, hourly=True),
     Case("ordinary life: no unusual usage", UnusualUsageDetector(), regular, at(16, 20)),
     Case("a 2 kW heater left on from 10:00, next morning", UnusualUsageDetector(),
          (regular[0], plus(regular[1], at(16, 10), HEATER_KW)), at(17, 10), {("unusual_usage", "warning")}),
@@ -82,8 +87,9 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_usage_detectors_on_timelines(case: Case):
-    silent = case.water_silent_from
-    state = run(case.h1, case.end, report=lambda m, t: m != "H1-W" or silent is None or t <= silent)
+    silent, hourly = case.water_silent_from, case.hourly
+    state = run(case.h1, case.end, report=lambda m, t: m != "H1-W" or (
+        (silent is None or t <= silent) and (not hourly or t % 3600 == 0)))
     findings = case.detector.evaluate(state, case.end)
     assert {(str(f.category), str(f.severity)) for f in findings if f.household == "H1"} == case.expect
     assert all(f.household == "H1" for f in findings)  # the neighbours live ordinarily
