@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install lint bench clean
+.PHONY: demo test install lint bench migration clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)  # ingest benchmark against Mosquitto on 127.0.0.1:1883 (docs/benchmarks.md); not a test
 	$(BIN)/python bench/ingest.py
+
+migration: $(STAMP)  # after changing storage/schema.py: make migration m="what changed" (docs/deploy.md)
+	@test -n "$(m)" || { echo 'usage: make migration m="add users table"'; exit 2; }
+	$(BIN)/shouwang db revision -m "$(m)"
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

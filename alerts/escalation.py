@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
 from alerts import messages
@@ -85,9 +85,11 @@ class Escalator:
         watchers: Sequence[str] = (),
         delivery_deadline_s: float = 300.0,
         default_zone: str = "Asia/Shanghai",
+        communities: Collection[str] | None = None,
     ) -> None:
         self.store = store
         self.wall = wall
+        self.communities = communities  # a shard's: tick advances only their escalations (shouwang/sharding.py)
         self.public_url = public_url
         self.secret = secret
         self.watchers = list(watchers)
@@ -129,7 +131,7 @@ class Escalator:
     def tick(self, now: int) -> None:
         """Advance every active escalation that is due: next step, reminder, or SLA miss."""
         steps, msgs, events = [], [], []
-        for esc in self.store.active_escalations():
+        for esc in self.store.active_escalations(self.communities):
             alert = self.store.alert(esc.alert_id)
             if alert.status == AlertStatus.RESOLVED:
                 steps.append((esc, True))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 
 from alerts.policy import DEFAULT_POLICY, load_policy
@@ -22,14 +22,16 @@ def clear_gone_conditions(
     state: HouseholdState,
     now: int,
     on_change: Callable[[int, str], None] | None = None,
+    alerts: Iterable[Alert] | None = None,
 ) -> list[int]:
     """Resolve device alerts whose device is back; mark welfare alerts cleared (a person still closes them).
 
     Welfare cases stay open after activity resumes because every case is closed with an outcome by
-    someone who checked; the `cleared_at` time tells them the meters moved again.
+    someone who checked; the `cleared_at` time tells them the meters moved again. ``alerts``: the unresolved
+    alerts to look at (a shard's), every unresolved one by default.
     """
     changed = []
-    for alert in store.unresolved_alerts():
+    for alert in store.unresolved_alerts() if alerts is None else alerts:
         detector = detectors.get(alert.detector)
         if detector is None or alert.cleared_at is not None or not detector.cleared(alert, state, now):
             continue

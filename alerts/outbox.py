@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from alerts.channels.base import Channel, Notification, PermanentError, RetryableError
 from alerts.notifier import RetryPolicy
@@ -30,8 +30,10 @@ class OutboxWorker:
         make_channel: Callable[[str], Channel],
         policy: RetryPolicy | None = None,
         poll_s: float = 0.2,
+        communities: Collection[str] | None = None,
     ) -> None:
         self.store = store
+        self.communities = communities  # a shard's: only their messages are claimed (shouwang/sharding.py)
         self.event_clock = event_clock
         self.wall = wall
         self.make_channel = make_channel
@@ -45,7 +47,7 @@ class OutboxWorker:
         self.failed = 0
 
     def start(self) -> None:
-        requeued = self.store.requeue_interrupted()
+        requeued = self.store.requeue_interrupted(self.communities)
         if requeued:
             log.warning("%d message(s) were being sent when the service stopped; sending them again", requeued)
         self._thread.start()
@@ -72,7 +74,7 @@ class OutboxWorker:
 
     def drain_once(self, limit: int = 50) -> int:
         """Attempt every due message once; return how many were attempted."""
-        items = self.store.claim_due(self.wall.now(), limit)
+        items = self.store.claim_due(self.wall.now(), limit, self.communities)
         for item in items:
             self._attempt(item)
         return len(items)

@@ -10,11 +10,28 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 import shouwang
-from api.routes import ack, alerts, away, households, meters, metrics, people, rejections
+from api.audit import install_audit
+from api.pages import install_pages
+from api.routes import (
+    ack,
+    alerts,
+    audit,
+    auth,
+    away,
+    households,
+    meters,
+    metrics,
+    people,
+    rejections,
+    reports,
+    tokens,
+    users,
+)
 from api.routes import health as health_routes
+from shouwang.accounts import LoginThrottle
 from shouwang.clock import Clock
 from shouwang.state import HouseholdState
-from storage import AlertConflict, NotFound, Store
+from storage import AccountConflict, AlertConflict, NotFound, Store
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +57,8 @@ def create_app(
     health: Callable[[], dict[str, bool]] | None = None,
     secret: str = "dev-only-insecure-secret",
     metrics_registry: object | None = None,
+    session_ttl_s: int = 14 * 86400,
+    secure_cookies: bool = False,
 ) -> FastAPI:
     """Build the API over a store, the live household state and a clock; ``health`` adds readiness checks."""
     app = FastAPI(
@@ -55,9 +74,16 @@ def create_app(
     app.state.health = health
     app.state.secret = secret
     app.state.metrics = metrics_registry
+    app.state.session_ttl_s = session_ttl_s
+    app.state.secure_cookies = secure_cookies
+    app.state.login_throttle = LoginThrottle()
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(AlertConflict, _conflict)
-    for module in (households, meters, alerts, away, people, rejections, health_routes, ack, metrics):
+    app.add_exception_handler(AccountConflict, _conflict)
+    for module in (auth, users, tokens, audit, households, meters, alerts, away, people, rejections,
+                   health_routes, ack, metrics, reports):
         app.include_router(module.router)
+    install_pages(app)
+    install_audit(app)
     log.debug("API created (version %s)", shouwang.__version__)
     return app

@@ -35,33 +35,6 @@ def get_now(clock: Annotated[Clock, Depends(get_clock)]) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class Scope:
-    """The communities a request may see; ``communities=None`` means every community."""
-
-    communities: frozenset[str] | None = None
-
-    @property
-    def unrestricted(self) -> bool:
-        """True when nothing is filtered out."""
-        return self.communities is None
-
-    def allows(self, community: str | None) -> bool:
-        """Whether records of ``community`` are visible (of no known community: only if unrestricted)."""
-        return self.communities is None or (community is not None and community in self.communities)
-
-
-def community_scope() -> Scope:
-    """The one place that decides which communities a request may see.
-
-    Today every request sees everything. When users and authentication arrive, this dependency is where a
-    user's communities are looked up and returned as ``Scope(frozenset({...}))``; every route that lists or
-    reads households, meters or alerts already takes it and filters by it (records outside the scope are
-    left out of lists and answer 404 when asked for by id), so no route needs to change.
-    """
-    return Scope()
-
-
-@dataclass(frozen=True, slots=True)
 class Page:
     """Limit/offset pagination."""
 
@@ -81,5 +54,4 @@ StoreDep = Annotated[Store, Depends(get_store)]
 StateDep = Annotated[HouseholdState, Depends(get_household_state)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 NowDep = Annotated[int, Depends(get_now)]
-CommunityScope = Annotated[Scope, Depends(community_scope)]
 PageDep = Annotated[Page, Depends(get_page)]

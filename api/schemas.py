@@ -147,7 +147,7 @@ class AlertAcknowledge(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    by: Actor = Field(description="Who acknowledges (name or staff id).")
+    by: Actor | None = Field(None, description="Who acknowledges: defaults to the logged-in user; only a manager or administrator may name someone else (e.g. an integration acting for a worker).")
     note: Note = ""
 
 
@@ -157,7 +157,7 @@ class AlertResolve(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     outcome: ResolutionOutcome  # type: ignore[valid-type]
-    by: Actor = Field(description="Who resolves (name or staff id).")
+    by: Actor | None = Field(None, description="Who resolves: defaults to the logged-in user; only a manager or administrator may name someone else (e.g. an integration acting for a worker).")
     note: Note = ""
     expected_return: AwareDatetime | None = Field(
         None, description="With outcome `away`: when the resident is expected back (else: until activity).")
@@ -168,7 +168,7 @@ class AlertReopen(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    by: Actor = Field(description="Who reopens (name or staff id).")
+    by: Actor | None = Field(None, description="Who reopens: defaults to the logged-in user; only a manager or administrator may name someone else (e.g. an integration acting for a worker).")
     note: Note = ""
 
 
@@ -178,7 +178,7 @@ class AlertTier(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tier: Literal["ordinary", "hard"]
-    by: Actor = Field(description="Who decides (name or staff id).")
+    by: Actor | None = Field(None, description="Who decides: defaults to the logged-in user; only a manager or administrator may name someone else (e.g. an integration acting for a worker).")
     note: Note = ""
 
 

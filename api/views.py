@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-from api.deps import Scope
+from api.auth import Scope
 from api.schemas import AlertDetail, AlertEventPublic, HouseholdPublic, HouseholdStatus, MeterPublic
 from shouwang.away import AwayPeriod, active_away, index_by_household
 from shouwang.domain import UNITS, WELFARE_CATEGORIES, Alert, AlertCategory, AlertStatus, Household, Meter
@@ -97,27 +97,15 @@ def live_meter(state: HouseholdState, meter: Meter) -> MeterSummary | None:
 def visible_household(store: Store, scope: Scope, household_id: str) -> Household:
     """The household, or NotFound if it does not exist or is outside the scope."""
     household = store.household(household_id)
-    if not scope.allows(household.community):
+    if not scope.allows_household(household.id):
         raise NotFound(f"household {household_id!r} not found")
     return household
-
-
-def alert_community(store: Store, alert: Alert) -> str | None:
-    """The community an alert belongs to, through its household or gateway."""
-    if alert.household:
-        try:
-            return store.household(alert.household).community
-        except NotFound:
-            return None
-    if alert.gateway:
-        return next((g.community for g in store.gateways() if g.id == alert.gateway), None)
-    return None
 
 
 def visible_alert(store: Store, scope: Scope, alert_id: int) -> Alert:
     """The alert, or NotFound if it does not exist or is outside the scope."""
     alert = store.alert(alert_id)
-    if not scope.unrestricted and not scope.allows(alert_community(store, alert)):
+    if not scope.allows_alert(alert):
         raise NotFound(f"alert {alert_id} not found")
     return alert
 
@@ -133,15 +121,12 @@ def scoped_alerts(store: Store, scope: Scope, limit: int, offset: int, **filters
     """A page of alerts matching the store filters, counting only those inside the scope."""
     if scope.unrestricted:
         return store.alerts(limit=limit, offset=offset, **filters)  # type: ignore[arg-type]
-    homes = {h.id: h.community for h in store.households()}
-    gateways = {g.id: g.community for g in store.gateways()}
     out: list[Alert] = []
     skipped, scanned = 0, 0
     while len(out) < limit:
         page = store.alerts(limit=SCAN_PAGE, offset=scanned, **filters)  # type: ignore[arg-type]
         for a in page:
-            community = homes.get(a.household or "") if a.household else gateways.get(a.gateway or "")
-            if not scope.allows(community):
+            if not scope.allows_alert(a):
                 continue
             if skipped < offset:
                 skipped += 1

@@ -44,8 +44,12 @@ class BatchWriter:
         max_readings: int = 5000,
         max_delay_s: float = 0.2,
         queue_size: int = 10_000,
+        gate: Callable[[], None] | None = None,
+        on_applied: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
+        self.on_applied = on_applied  # called after each batch is stored and in the state (wakes the detectors)
+        self.gate = gate  # called before each batch is stored; blocks while an exporter lags (storage/influx.py)
         self.state = state
         self.stats = stats
         self.max_readings = max_readings
@@ -109,10 +113,14 @@ class BatchWriter:
         readings: list[Reading] = [r for p in batch for r in p.result.readings]
         rejections: list[Rejection] = [r for p in batch for r in p.result.rejections]
         statuses: list[GatewayStatus] = [p.result.status for p in batch if p.result.status is not None]
+        if self.gate is not None:
+            self.gate()  # back-pressure: nothing is acknowledged, so the broker holds the rest meanwhile
         self._durably(lambda: self._store_all(readings, rejections, statuses))
         self.state.apply(readings)
         for s in statuses:
             self.state.set_gateway_status(s)
+        if self.on_applied is not None and (readings or statuses):
+            self.on_applied()
         self.stats.add("messages", len(batch))
         self.stats.add("duplicates", sum(p.result.duplicates for p in batch))
         for rej in rejections:

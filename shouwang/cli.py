@@ -33,39 +33,72 @@ def _wait_for_signal(stop: threading.Event) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run the service: ingest, detectors, alerts and the API, until SIGINT/SIGTERM."""
+    """Run the service until SIGINT/SIGTERM: ``--role all`` (default), ``ingest`` (ingest, detectors, alerts and
+    the probes) or ``api`` (the HTTP API, its live state followed from the store)."""
     from api.app import create_app
+    from api.routes.health import probe_app
     from ingest.broker import ensure_broker
     from shouwang.clock import ScaledClock, SystemClock
     from shouwang.metrics import registry_for
     from shouwang.registry import load_registry
-    from shouwang.service import Service
-    from shouwang.settings import Settings
+    from shouwang.service import Service, StateFollower
+    from shouwang.settings import Settings, insecure_settings
     from storage import open_store
+    from storage.migrations import SchemaOutOfDate
 
     settings = Settings()
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
+    role = args.role
+    problems = insecure_settings(settings, broker=role != "api")
+    if problems and not settings.demo_mode:
+        for line in problems:
+            log.error("refusing to start: %s", line)
+        log.error("(or set SHOUWANG_DEMO_MODE=true on a machine nobody else can reach)")
+        return 2
+    if problems:
+        log.warning("demo mode: running with dev-only settings (%d would be refused in production)", len(problems))
+    if settings.shard_count > 1 and role == "all":
+        log.error("refusing to start: with SHOUWANG_SHARD_COUNT=%d run each shard as `shouwang run --role ingest` "
+                  "and the pages as `--role api` (one shard's state would show only its communities)",
+                  settings.shard_count)
+        return 2
     if settings.registry_file is None:
         log.error("no registry: set SHOUWANG_REGISTRY_FILE to your communities' YAML file (see README)")
         return 2
     registry = load_registry(settings.registry_file)
-    broker = ensure_broker(settings.mqtt_host, settings.mqtt_port, settings.mqtt_embedded_fallback)
     clock = (ScaledClock(settings.clock_start, settings.clock_speed) if settings.clock_start is not None
              else SystemClock())
-    store = open_store(settings.database_url)
-    service = Service(settings, store, registry, clock)
-    service.start()
-    server, api_thread = _serve_api(create_app(store, service.state, clock, health=service.health,
-                                               secret=settings.secret_key.get_secret_value(),
-                                               metrics_registry=registry_for(service)),
-                                    settings.api_host, settings.api_port)
-    log.info("Shouwang running: %d households, API on http://%s:%s", len(registry.households),
+    try:
+        store = open_store(settings.database_url)
+    except SchemaOutOfDate as exc:
+        log.error("refusing to start: %s", exc)
+        return 2
+    broker = None
+    secret = settings.secret_key.get_secret_value()
+    web = {"session_ttl_s": int(settings.session_days * 86400), "secure_cookies": settings.secure_cookies}
+    if role == "api":
+        worker: Service | StateFollower = StateFollower(settings, store, registry, clock)
+        worker.start()
+        app = create_app(store, worker.state, clock, health=worker.health, secret=secret, **web)
+    else:
+        broker = ensure_broker(settings.mqtt_host, settings.mqtt_port, settings.mqtt_embedded_fallback)
+        worker = Service(settings, store, registry, clock)
+        worker.start()
+        if role == "ingest":
+            app = probe_app(store, health=worker.health, liveness=worker.liveness,
+                            metrics_registry=registry_for(worker))
+        else:
+            app = create_app(store, worker.state, clock, health=worker.health, secret=secret,
+                             metrics_registry=registry_for(worker), **web)
+    app.state.liveness = worker.liveness
+    server, api_thread = _serve_api(app, settings.api_host, settings.api_port)
+    log.info("Shouwang running (role %s): %d households, HTTP on http://%s:%s", role, len(registry.households),
              settings.api_host, settings.api_port)
     stop = threading.Event()
     _wait_for_signal(stop)
     log.info("shutting down")
     server.should_exit = True
-    service.stop()
+    worker.stop()
     api_thread.join(5)
     store.close()
     if broker:
@@ -114,10 +147,47 @@ def cmd_service_password(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db(args: argparse.Namespace) -> int:
+    """Schema migrations: upgrade, current, revision (storage/migrations)."""
+    from shouwang.settings import Settings
+    from storage import migrations
+    from storage.sql import make_engine
+
+    setup_logging("INFO")
+    if args.db_command == "revision":
+        print(f"new revision: {migrations.new_revision(args.message)}  (read it, then commit it)")
+        return 0
+    engine = make_engine(args.url or Settings().database_url)
+    try:
+        if args.db_command == "upgrade":
+            done = migrations.upgrade(engine, args.revision)
+            print(f"{engine.url.render_as_string(hide_password=True)}: {done.before or 'empty'} -> {done.after}")
+        else:
+            with engine.connect() as conn:
+                current = migrations.current_revision(conn)
+            head = migrations.head_revision()
+            print(f"current {current or 'none'}, newest {head}" + ("" if current == head else " (behind)"))
+            return 0 if current == head else 1
+    finally:
+        engine.dispose()
+    return 0
+
+
+def cmd_env_example(args: argparse.Namespace) -> int:
+    """Print .env.example: compose secrets and every setting with its default."""
+    from shouwang.settings import env_example
+
+    sys.stdout.write(env_example())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shouwang", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="run the service (settings from SHOUWANG_* variables / SHOUWANG_CONFIG file)")
+    p.add_argument("--role", choices=("all", "ingest", "api"), default="all",
+                   help="all: everything in one process; ingest: ingest + detectors + alerts (+ probes and "
+                   "/metrics on the API port); api: the HTTP API only")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("demo", help="a simulated community with scripted incidents, alerts printed as they open")
     p.add_argument("--households", type=int, default=60)
@@ -147,6 +217,26 @@ def build_parser() -> argparse.ArgumentParser:
             g.add_argument("--prefix", default="shouwang/v1")
         g.add_argument("--passwd-file", type=Path, default=Path("deploy/mosquitto/passwd"))
         g.set_defaults(func=func)
+    db = sub.add_parser("db", help="database schema migrations (Alembic; see docs/deploy.md)")
+    dsub = db.add_subparsers(dest="db_command", required=True)
+    for name, helptext in (("upgrade", "bring the database (SHOUWANG_DATABASE_URL) to the newest schema"),
+                           ("current", "print the database's revision; exit 1 when it is behind"),
+                           ("revision", "autogenerate a revision from changes to storage/schema.py")):
+        d = dsub.add_parser(name, help=helptext)
+        if name == "revision":
+            d.add_argument("-m", "--message", required=True, help="what the change is, e.g. 'add users'")
+        else:
+            d.add_argument("--url", help="database URL (default: SHOUWANG_DATABASE_URL)")
+        if name == "upgrade":
+            d.add_argument("--revision", default="head")
+        d.set_defaults(func=cmd_db)
+    from shouwang.cli_accounts import add_user_commands
+
+    add_user_commands(sub)
+    st = sub.add_parser("settings", help="the settings reference")
+    ssub = st.add_subparsers(dest="settings_command", required=True)
+    ssub.add_parser("env-example", help="print .env.example (every setting, documented)").set_defaults(
+        func=cmd_env_example)
     p = sub.add_parser("simulate", help="publish simulated readings for N households over MQTT")
     from simulators.cli import add_arguments
 

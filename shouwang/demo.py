@@ -58,6 +58,7 @@ def run_demo(args: argparse.Namespace) -> int:
                         mqtt_client_id=f"shouwang-demo-{args.port}", mqtt_clean_session=True,
                         state_snapshot=workdir / "state.npz", tick_s=1.0, api_port=args.port, public_url=f"http://127.0.0.1:{args.port}")
     store = open_store(settings.database_url)
+    accounts = create_demo_accounts(store, registry)
     console = ConsoleChannel(sys.stdout)
     service = Service(settings, store, registry, clock,
                       make_channel=lambda url: console if url.startswith("console:") else channel_from_url(url))
@@ -76,6 +77,8 @@ def run_demo(args: argparse.Namespace) -> int:
          f"broker {'embedded' if broker else 'Mosquitto'} on 127.0.0.1:{args.mqtt_port}, "
          f"{args.speed / 1440:g} simulated day(s) per wall minute.")
     _say(f"API: http://127.0.0.1:{args.port}/docs   households: http://127.0.0.1:{args.port}/api/households")
+    _say(f"Web pages: http://127.0.0.1:{args.port}/  accounts (password {DEMO_PASSWORD!r}, demo only): "
+         + ", ".join(f"{uid} ({role})" for uid, role in accounts))
     _say("Scripted incidents:")
     for inc in sim.incidents:
         _say(f"  - {inc.describe()}")
@@ -110,6 +113,24 @@ def run_demo(args: argparse.Namespace) -> int:
     if broker:
         broker.stop()
     return 0
+
+
+DEMO_PASSWORD = "shouwang-demo"
+
+
+def create_demo_accounts(store, registry) -> list[tuple[str, str]]:
+    """An administrator, a manager of the community and a worker of its first grid, all with the demo password."""
+    from shouwang.accounts import User, UserRole, hash_password
+
+    community = registry.communities[0].id
+    grid = min(h.grid for h in registry.households)
+    pw = hash_password(DEMO_PASSWORD)
+    users = [User("admin", "Administrator", UserRole.ADMIN, pw, "en"),
+             User("manager", "物业经理", UserRole.MANAGER, pw, "zh", communities=(community,)),
+             User("worker", "网格员", UserRole.WORKER, pw, "zh", grids=(f"{community}/{grid}",))]
+    for user in users:
+        store.create_user(user)
+    return [(u.id, str(u.role)) for u in users]
 
 
 def _summary(store, start: float) -> None:

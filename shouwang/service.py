@@ -22,11 +22,23 @@ from ingest.subscriber import MqttIngest
 from ingest.writer import BatchWriter
 from shouwang.clock import Clock, SystemClock
 from shouwang.domain import Alert, Finding, Registry
+from shouwang.metrics import Observations, ObservedStore, counted_channels
 from shouwang.settings import Settings
+from shouwang.sharding import AlertScope, Shard, topic_filters
 from shouwang.state import ActivityModel, HouseholdState
 from storage.base import Store
 
 log = logging.getLogger(__name__)
+SWEEP_LOAD = 3.0  # a sweep starts at least 3x the last one's duration after it: sweeps take at most a third of the time
+
+
+def sweep_schedule(last_start: float, last_took: float, tick_s: float, debounce_s: float) -> tuple[float, float]:
+    """(when the next sweep is due without readings, the soonest one may start after readings), from the last one.
+
+    Neither is sooner than ``SWEEP_LOAD`` times the last sweep's duration after it began, so sweeps never take
+    more than a third of the time however fast readings arrive or however short ``tick_s`` is."""
+    floor = SWEEP_LOAD * last_took
+    return last_start + max(tick_s, floor), last_start + max(min(debounce_s, tick_s), floor)
 
 
 def default_detectors(settings: Settings) -> list[Detector]:
@@ -52,9 +64,15 @@ class Service:
     ) -> None:
         self.settings = settings
         self.store = store
+        self.shard = Shard(settings.shard_index, settings.shard_count)
+        registry = self.shard.restrict(registry)  # a shard's worker holds and watches only its communities
+        self.scope = None if self.shard.whole else AlertScope(registry)
+        communities = None if self.scope is None else self.scope.communities
         self.registry = registry
         self.clock = clock
         self.stats = IngestStats()
+        self.observations = Observations()
+        observed = ObservedStore(store, self.observations)  # times batch writes, counts escalation events
         store.upsert_registry(registry)
         now = int(clock.now())
         model = ActivityModel(water_min_m3=settings.water_activity_m3, elec_margin_kw=settings.activity_margin_kw)
@@ -69,10 +87,11 @@ class Service:
         self.detectors = list(detectors if detectors is not None else default_detectors(settings))
         wall = wall or SystemClock()
         self.escalator = Escalator(
-            store, wall, public_url=settings.public_url, secret=settings.secret_key.get_secret_value(),
+            observed, wall, public_url=settings.public_url, secret=settings.secret_key.get_secret_value(),
             watchers=watchers if watchers is not None else ["console://", *settings.webhook_urls],
-            delivery_deadline_s=settings.notify_deadline_s, default_zone=settings.timezone)
-        self.outbox = OutboxWorker(store, clock, wall, make_channel, RetryPolicy(deadline_s=settings.notify_deadline_s))
+            delivery_deadline_s=settings.notify_deadline_s, default_zone=settings.timezone, communities=communities)
+        self.outbox = OutboxWorker(store, clock, wall, counted_channels(make_channel, self.observations),
+                                   RetryPolicy(deadline_s=settings.notify_deadline_s), communities=communities)
         community = {h.id: h.community for h in registry.households}
         community.update({f"gw:{g.id}": g.community for g in registry.gateways})
         behind: dict[str, set[str]] = defaultdict(set)
@@ -90,20 +109,36 @@ class Service:
             Escalate(self.escalator.start),
             Record(),
         ])
-        self.writer = BatchWriter(store, self.state, self.stats, max_readings=settings.batch_max_readings,
-                                  max_delay_s=settings.batch_max_delay_s)
+        self.influx = None  # the InfluxDB exporter, when SHOUWANG_INFLUXDB_URL is set (storage/influx.py)
+        if settings.influxdb_url:
+            from storage.influx import exporter_from_settings  # influxdb-client loads only when used
+
+            self.influx = exporter_from_settings(settings, store)
+        self.writer = BatchWriter(observed, self.state, self.stats, max_readings=settings.batch_max_readings,
+                                  max_delay_s=settings.batch_max_delay_s,
+                                  gate=self.influx.gate.wait if self.influx is not None else None,
+                                  on_applied=self._readings_applied)
         password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
         self.ingest = MqttIngest(self.handler, self.writer, clock, self.stats, host=settings.mqtt_host,
-                                 port=settings.mqtt_port, client_id=settings.mqtt_client_id,
+                                 port=settings.mqtt_port, client_id=self.shard.client_id(settings.mqtt_client_id),
                                  prefix=settings.mqtt_topic_prefix, username=settings.mqtt_username,
-                                 password=password, clean_session=settings.mqtt_clean_session)
+                                 password=password, clean_session=settings.mqtt_clean_session,
+                                 topics=None if communities is None else topic_filters(settings.mqtt_topic_prefix,
+                                                                                       communities))
         self._tick_lock = threading.Lock()
         self._stop = threading.Event()
+        self._readings = threading.Event()  # set by the writer after a batch is stored and applied
+        self.sweeps = 0  # sweeps run so far (tests, metrics)
+        self.last_sweep_s = 0.0  # wall seconds the last sweep took, apart from opening alerts (see _tick_loop)
+        self._opening_s = 0.0
         self._timer = threading.Thread(target=self._tick_loop, name="detector-timer", daemon=True)
 
     def _restore(self, now: int) -> None:
         """Rebuild state from the store: last reading per meter, then the readings of the lookback window."""
-        self.handler.prime(self.store.latest_readings())
+        latest = self.store.latest_readings()
+        if self.scope is not None:  # another shard's meters are not ours to check
+            latest = {m: r for m, r in latest.items() if m in self.handler.meters}
+        self.handler.prime(latest)
         lookback = int((self.settings.inactivity_window_h + 24) * 3600)
         batch = []
         for r in self.store.readings_since(now - lookback):
@@ -125,6 +160,8 @@ class Service:
 
     # ------------------------------------------------------------------ running
     def start(self) -> None:
+        if self.influx is not None:
+            self.influx.start()
         self.outbox.start()
         self.writer.start()
         self.ingest.start()
@@ -133,11 +170,14 @@ class Service:
     def stop(self) -> None:
         """Graceful: stop taking messages, store what is in flight, deliver queued notifications."""
         self._stop.set()
+        self._readings.set()  # the detector loop waits on it
         self.ingest.stop()
         self.writer.stop()
         self._timer.join(5)
         self.save_state()
         self.outbox.stop()
+        if self.influx is not None:
+            self.influx.stop()
 
     def save_state(self) -> None:
         """Write the household state snapshot (learned routines) if one is configured."""
@@ -148,11 +188,30 @@ class Service:
         self.state.save(tmp)
         tmp.replace(self.snapshot)
 
+    def _readings_applied(self) -> None:
+        """The writer stored a batch and folded it into the state: sweep soon (see ``_tick_loop``)."""
+        self._readings.set()
+
     def _tick_loop(self) -> None:
-        last_save = time.monotonic()
-        while not self._stop.wait(self.settings.tick_s):
+        """Sweep soon after readings are stored, and every ``tick_s`` without them (alerts due by time passing).
+
+        After stored readings the sweep waits until ``sweep_debounce_s`` after the previous one began (readings
+        stored meanwhile are in it); neither kind starts sooner than 3x the last sweep's duration after it.
+        """
+        last_save = last_start = time.monotonic()
+        while not self._stop.is_set():
+            due, soonest = sweep_schedule(last_start, self.last_sweep_s, self.settings.tick_s,
+                                          self.settings.sweep_debounce_s)
+            if self._readings.wait(max(0.0, due - time.monotonic())):  # readings stored: wait for the soonest time
+                self._stop.wait(max(0.0, soonest - time.monotonic()))
+            if self._stop.is_set():
+                return
+            self._readings.clear()  # readings stored from here on wake the next sweep
+            last_start = time.monotonic()
             try:
                 self.tick()
+                # opening alerts is work a burst of them needs done, not overhead: it does not delay the next sweep
+                self.last_sweep_s = time.monotonic() - last_start - self._opening_s
                 if time.monotonic() - last_save >= self.settings.snapshot_every_s:
                     self.save_state()
                     last_save = time.monotonic()
@@ -164,13 +223,87 @@ class Service:
         with self._tick_lock:
             now = int(self.clock.now()) if now is None else now
             findings = [f for d in self.detectors for f in d.evaluate(self.state, now)]
+            t0 = time.monotonic()
             opened = self.pipeline.run(findings, now)
+            self._opening_s = time.monotonic() - t0 if opened else 0.0
+            if opened:
+                self.outbox.wake()  # their first messages are in the outbox: send them now, not after the sweep
+            mine = None if self.scope is None else [a for a in self.store.unresolved_alerts() if a in self.scope]
             clear_gone_conditions(self.store, {d.name: d for d in self.detectors}, self.state, now,
-                                  lambda alert_id, event: self.escalator.announce(self.store.alert(alert_id), event, now))
+                                  lambda alert_id, event: self.escalator.announce(self.store.alert(alert_id), event, now),
+                                  alerts=mine)
             self.escalator.tick(now)
             self.outbox.wake()
+            self.sweeps += 1
             return opened
 
     def health(self) -> dict[str, bool]:
         """Readiness checks for /healthz."""
         return {"broker": self.ingest.connected, "detectors": self._timer.is_alive() or not self._stop.is_set()}
+
+    def liveness(self) -> dict[str, bool]:
+        """Liveness checks: the worker threads still run (a restart would help if not)."""
+        return {"detectors": self._timer.is_alive() or self._stop.is_set()}
+
+
+class StateFollower:
+    """`run --role api`: the pages' live household state, rebuilt from the store and kept in step by polling it.
+
+    Alerts never depend on it (they come from the ingest process); a reading stored more than ``LATE_S`` after
+    a newer one of any meter may be missed until the next restart.
+    """
+
+    LATE_S = 900
+
+    def __init__(self, settings: Settings, store: Store, registry: Registry, clock: Clock) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        now = int(clock.now())
+        model = ActivityModel(water_min_m3=settings.water_activity_m3, elec_margin_kw=settings.activity_margin_kw)
+        self.state = HouseholdState(registry, model, started_at=now, default_timezone=settings.timezone)
+        self._since = now - int((settings.inactivity_window_h + 24) * 3600)
+        self._ok = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="state-follower", daemon=True)
+
+    def refresh(self) -> int:
+        """Apply readings stored since the last look (and gateway statuses); return how many were read."""
+        newest, batch, n = self._since, [], 0
+        for r in self.store.readings_since(self._since):
+            batch.append(r)
+            newest = max(newest, r.ts)
+            if len(batch) >= 50_000:
+                self.state.apply(batch)
+                n += len(batch)
+                batch = []
+        self.state.apply(batch)
+        for s in self.store.gateway_statuses():
+            self.state.set_gateway_status(s)
+        self._since = max(self._since, newest - self.LATE_S)
+        self._ok = True
+        return n + len(batch)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.settings.state_refresh_s):
+            try:
+                self.refresh()
+            except Exception:
+                self._ok = False
+                log.exception("reading new readings from the store failed; trying again")
+
+    def start(self) -> None:
+        self.refresh()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def health(self) -> dict[str, bool]:
+        """Readiness: the last look at the store worked."""
+        return {"state": self._ok}
+
+    def liveness(self) -> dict[str, bool]:
+        """Liveness: the polling thread runs."""
+        return {"state_follower": self._thread.is_alive() or self._stop.is_set()}

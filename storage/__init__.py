@@ -1,6 +1,6 @@
 """Storage: the Store interface and its backends (SQLite by default, PostgreSQL through the same SQL code)."""
 
-from storage.base import AlertConflict, NotFound, Store
+from storage.base import AccountConflict, AlertConflict, NotFound, Store
 from storage.sql import SqlStore, open_store
 
-__all__ = ["AlertConflict", "NotFound", "SqlStore", "Store", "open_store"]
+__all__ = ["AccountConflict", "AlertConflict", "NotFound", "SqlStore", "Store", "open_store"]

@@ -69,6 +69,18 @@ readings = Table(
     sqlite_with_rowid=False,
 )
 
+# Readings waiting for the InfluxDB exporter (storage/influx_feed.py), filled only by a store opened with export
+# on, in the transaction that stores them; the exporter deletes the ids it has written. (Integer on SQLite: only
+# INTEGER PRIMARY KEY is the autoincrementing rowid there; 64 bits on PostgreSQL, ids are never reused.)
+export_queue = Table(
+    "export_queue",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("meter", String(64), nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("value", Float, nullable=False),
+)
+
 rejections = Table(
     "rejections",
     metadata,
@@ -197,4 +209,60 @@ outbox = Table(
     Column("deadline_at", Float, nullable=False),
     Column("last_error", Text, nullable=False, default=""),
     Column("sent_at", Float, nullable=True),
+)
+
+# Login accounts (web pages and API); distinct from the care network's people, linked through ``person``.
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(64), primary_key=True),  # the login name
+    Column("name", String(200), nullable=False, default=""),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", String(200), nullable=False, default=""),
+    Column("language", String(8), nullable=False, default="zh"),
+    Column("person", String(64), ForeignKey("people.id"), nullable=True),
+    Column("communities", JSON, nullable=False),
+    Column("grids", JSON, nullable=False),
+    Column("households", JSON, nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# API tokens for integrations: only a SHA-256 of the token is kept.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", String(64), ForeignKey("users.id"), nullable=False, index=True),
+    Column("name", String(200), nullable=False, default=""),
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_used_at", BigInteger, nullable=True),
+    Column("revoked_at", BigInteger, nullable=True),
+)
+
+# Browser sessions: the cookie carries a random id, the database its SHA-256 and the CSRF token.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("user_id", String(64), ForeignKey("users.id"), nullable=False, index=True),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False, index=True),
+)
+
+# Every view of a resident's personal data and every change, by whom.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", BigInteger, nullable=False, index=True),
+    Column("actor", String(64), nullable=False, index=True),
+    Column("action", String(16), nullable=False),
+    Column("path", String(500), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("household", String(64), nullable=True, index=True),
+    Column("ip", String(64), nullable=False, default=""),
 )

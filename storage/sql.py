@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy import Engine, create_engine, event, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -36,12 +36,27 @@ from shouwang.domain import (
 )
 from storage import schema as t
 from storage.base import AlertConflict, NotFound
+from storage.migrations import ensure_schema
+from storage.sql_accounts import AccountStoreMixin
 from storage.sql_escalation import EscalationStoreMixin
 
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 50_000
 SQLITE_ROWS_PER_INSERT = 300  # 900 bound parameters, under the 999 that older SQLite builds allow
+# With export on, SQLite queues what an INSERT stores through a trigger of the writing connection: it fires for
+# the rows inserted only (not for those ON CONFLICT skips), inside the statement, without a row going through
+# Python (RETURNING would hand rows back one step each, with the GIL convoy described in write_readings).
+_SQLITE_QUEUE_TRIGGER = (
+    f"CREATE TEMP TRIGGER IF NOT EXISTS export_queue_fill AFTER INSERT ON main.{t.readings.name} BEGIN "
+    f"INSERT INTO {t.export_queue.name} (meter, ts, value) VALUES (NEW.meter, NEW.ts, NEW.value); END")
+_SQLITE_QUEUE_TRIGGER_OFF = "DROP TRIGGER IF EXISTS temp.export_queue_fill"
+_PG_INSERT = (f"INSERT INTO {t.readings.name} (meter, ts, value) "
+              "SELECT * FROM unnest(CAST(:m AS varchar[]), CAST(:t AS bigint[]), CAST(:v AS double precision[])) "
+              "ON CONFLICT (meter, ts) DO NOTHING")
+_PG_STORE = text(_PG_INSERT)
+_PG_STORE_AND_QUEUE = text(f"WITH new AS ({_PG_INSERT} RETURNING meter, ts, value) "
+                           f"INSERT INTO {t.export_queue.name} (meter, ts, value) SELECT meter, ts, value FROM new")
 
 
 def _sqlite_insert_readings(rows: int) -> str:
@@ -62,8 +77,19 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def open_store(url: str) -> SqlStore:
-    """Open (and create if needed) the store at a SQLAlchemy URL."""
+def open_store(url: str, *, upgrade: bool | None = None, export: bool = False) -> SqlStore:
+    """Open the store at a SQLAlchemy URL: create a fresh schema, upgrade an old one or refuse it.
+
+    ``upgrade`` defaults to True for SQLite (embedded) and False for PostgreSQL, whose schema is upgraded by
+    ``shouwang db upgrade`` (storage/migrations, docs/deploy.md). ``export``: new readings are also queued for
+    the InfluxDB exporter (docs/storage.md).
+    """
+    engine = make_engine(url)
+    return SqlStore(engine, upgrade=engine.dialect.name == "sqlite" if upgrade is None else upgrade, export=export)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for a store URL: psycopg for ``postgresql://``, durable pragmas for SQLite (dirs created)."""
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     if url.startswith("postgresql://"):
@@ -74,16 +100,17 @@ def open_store(url: str) -> SqlStore:
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
-    return SqlStore(engine)
+    return engine
 
 
-class SqlStore(EscalationStoreMixin):
+class SqlStore(EscalationStoreMixin, AccountStoreMixin):
     """Store implementation shared by every SQL backend."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, upgrade: bool = True, export: bool = False) -> None:
         self.engine = engine
+        self.export = export  # write_readings also queues new readings in export_queue (storage/influx_feed.py)
         self._insert = sqlite.insert if engine.dialect.name == "sqlite" else postgresql.insert
-        t.metadata.create_all(engine)
+        ensure_schema(engine, auto_upgrade=upgrade)  # raises SchemaOutOfDate with what to do
 
     def close(self) -> None:
         self.engine.dispose()
@@ -224,7 +251,8 @@ class SqlStore(EscalationStoreMixin):
 
     # ---------------------------------------------------------------- readings
     def write_readings(self, readings: Sequence[Reading]) -> int:
-        """Store readings idempotently; return how many were new."""
+        """Store readings idempotently; return how many were new. With ``export`` on, the new ones are queued for
+        the exporter in the same transaction (duplicates are not)."""
         if not readings:
             return 0
         if self.engine.dialect.name == "sqlite":
@@ -234,16 +262,20 @@ class SqlStore(EscalationStoreMixin):
             # rowcount of each statement is the number of rows it inserted (conflicts are not counted).
             new, per = 0, SQLITE_ROWS_PER_INSERT
             with self.engine.begin() as conn:
+                if conn.info.get("export_queue_fill", False) != self.export:  # per connection of the pool
+                    conn.exec_driver_sql(_SQLITE_QUEUE_TRIGGER if self.export else _SQLITE_QUEUE_TRIGGER_OFF)
+                    conn.info["export_queue_fill"] = self.export
                 for i in range(0, len(readings), per):
                     chunk = readings[i:i + per]
                     sql = _SQLITE_INSERT_FULL if len(chunk) == per else _sqlite_insert_readings(len(chunk))
                     params = tuple(v for r in chunk for v in (r.meter, r.ts, r.value))
                     new += max(conn.exec_driver_sql(sql, params).rowcount, 0)
             return new
-        rows = [{"meter": r.meter, "ts": r.ts, "value": r.value} for r in readings]
-        stmt = self._insert(t.readings).on_conflict_do_nothing(index_elements=["meter", "ts"])
+        # PostgreSQL: one statement of three arrays (unnest), not a row of parameters per reading; with export on,
+        # what the INSERT stores goes on to the queue inside the server and no row comes back.
+        arrays = {"m": [x.meter for x in readings], "t": [x.ts for x in readings], "v": [x.value for x in readings]}
         with self.engine.begin() as conn:
-            return len(conn.execute(stmt.returning(t.readings.c.ts), rows).all())
+            return conn.execute(_PG_STORE_AND_QUEUE if self.export else _PG_STORE, arrays).rowcount
 
     def readings(
         self, meter: str, start: int | None = None, end: int | None = None, limit: int = 10_000

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from shouwang.domain import AlertEvent, Escalation, OutboxItem
 from storage import schema as t
@@ -32,6 +32,15 @@ def _item_row(i: OutboxItem) -> dict:
             "kind": i.kind, "title": i.title, "text": i.text, "data": i.data, "state": "pending",
             "attempts": i.attempts, "next_attempt_at": i.next_attempt_at, "deadline_at": i.deadline_at,
             "last_error": ""}
+
+
+def _of_communities(communities: Collection[str]) -> Any:
+    """Outbox rows whose (first) alert belongs to a household or gateway of one of ``communities`` (shards)."""
+    a, h, g = t.alerts, t.households, t.gateways
+    return (select(a.c.id).select_from(a.outerjoin(h, h.c.id == a.c.household).outerjoin(g, g.c.id == a.c.gateway))
+            .where(a.c.id == t.outbox.c.alert_ids[0].as_integer(),
+                   func.coalesce(h.c.community, g.c.community).in_(list(communities)))
+            .exists())
 
 
 class EscalationStoreMixin:
@@ -65,18 +74,26 @@ class EscalationStoreMixin:
             r = conn.execute(select(t.escalations).where(t.escalations.c.alert_id == alert_id)).first()
         return _esc(r) if r else None
 
-    def active_escalations(self) -> list[Escalation]:
-        """Escalations not finished (their alert not resolved)."""
+    def active_escalations(self, communities: Collection[str] | None = None) -> list[Escalation]:
+        """Escalations not finished (their alert not resolved); only those of ``communities`` if given."""
         q = select(t.escalations).where(t.escalations.c.done.is_(False)).order_by(t.escalations.c.alert_id)
+        if communities is not None:
+            q = q.where(t.escalations.c.community.in_(list(communities)))
         with self.engine.connect() as conn:
             return [_esc(r) for r in conn.execute(q)]
 
-    def claim_due(self, now: float, limit: int = 50) -> list[OutboxItem]:
-        """Mark up to ``limit`` due pending messages as being sent and return them."""
+    def claim_due(self, now: float, limit: int = 50, communities: Collection[str] | None = None) -> list[OutboxItem]:
+        """Mark up to ``limit`` due pending messages as being sent and return them.
+
+        Safe with several processes on PostgreSQL: rows another claim holds are skipped (FOR UPDATE SKIP LOCKED),
+        and a row claimed and committed meanwhile is re-checked and left out. ``communities``: a shard's only."""
         c = t.outbox.c
+        q = select(t.outbox).where(c.state == "pending", c.next_attempt_at <= now)
+        if communities is not None:
+            q = q.where(_of_communities(communities))
         with self.engine.begin() as conn:
-            rows = conn.execute(select(t.outbox).where(c.state == "pending", c.next_attempt_at <= now)
-                                .order_by(c.next_attempt_at, c.id).limit(limit)).all()
+            rows = conn.execute(q.order_by(c.next_attempt_at, c.id).limit(limit)
+                                .with_for_update(skip_locked=True, of=t.outbox)).all()
             if rows:
                 conn.execute(update(t.outbox).where(c.id.in_([r.id for r in rows])).values(state="sending"))
         return [_item(r) for r in rows]
@@ -95,10 +112,15 @@ class EscalationStoreMixin:
                 conn.execute(t.alert_events.insert(), {"alert_id": e.alert_id, "at": e.at, "kind": e.kind,
                                                        "actor": e.actor, "detail": e.detail})
 
-    def requeue_interrupted(self) -> int:
-        """After a crash: messages left 'sending' go back to 'pending' (at-least-once for that window)."""
+    def requeue_interrupted(self, communities: Collection[str] | None = None) -> int:
+        """After a crash: messages left 'sending' go back to 'pending' (at-least-once for that window).
+
+        ``communities``: only a shard's, so a worker starting never requeues what another worker is sending."""
+        q = update(t.outbox).where(t.outbox.c.state == "sending")
+        if communities is not None:
+            q = q.where(_of_communities(communities))
         with self.engine.begin() as conn:
-            return conn.execute(update(t.outbox).where(t.outbox.c.state == "sending").values(state="pending")).rowcount
+            return conn.execute(q.values(state="pending")).rowcount
 
     def outbox_items(self, state: str | None = None, alert_id: int | None = None) -> list[tuple[OutboxItem, str]]:
         """Messages with their state, for the API and tests."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from accounts_support import api_client
 from conftest import small_registry
-from fastapi.testclient import TestClient
 from timelines import DAY0, FRIDGE_KW, H, household_readings, normal_kw, normal_water
 
 from api.app import create_app
@@ -30,7 +30,7 @@ def service(store):
 
 @pytest.fixture
 def api(service):
-    return TestClient(create_app(service.store, service.state, service.clock))
+    return api_client(create_app(service.store, service.state, service.clock))
 
 
 def feed(service: Service, until: int, back_at: int | None = None) -> None:

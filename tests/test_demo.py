@@ -34,3 +34,4 @@ def test_demo_alerts_the_stalled_household_and_no_one_living_normally(tmp_path):
     device = {who for cat, who, _ in rows if cat == "device"}
     assert device == {"GW-04"}, out.stdout
     assert "[ALERT]" in out.stdout and "H007" in out.stdout
+    assert "admin (admin), manager (manager), worker (worker)" in out.stdout

@@ -8,6 +8,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from accounts_support import api_client
 from receivers import WebhookReceiver
 
 from api.app import create_app
@@ -120,7 +121,6 @@ def test_garbage_beside_good_readings_is_rejected_and_visible(service, community
     import json
 
     import paho.mqtt.client as mqtt
-    from fastapi.testclient import TestClient
 
     service.clock.set(START + 3600)
     topic = f"{prefix}/demo/GW-01/readings"
@@ -143,7 +143,7 @@ def test_garbage_beside_good_readings_is_rejected_and_visible(service, community
         time.sleep(0.02)
     assert service.writer.wait_idle(10)
 
-    api = TestClient(create_app(service.store, service.state, service.clock))
+    api = api_client(create_app(service.store, service.state, service.clock))
     stored = api.get("/api/households/H001/readings").json()
     assert sorted((r["meter"], r["value"]) for r in stored) == [("H001-E", 88.5), ("H001-W", 1.25)]
     body = api.get("/api/rejections").json()
@@ -153,13 +153,12 @@ def test_garbage_beside_good_readings_is_rejected_and_visible(service, community
 
 
 def test_metrics_report_what_ingest_and_alerts_did(service):
-    from fastapi.testclient import TestClient
 
     from shouwang.metrics import registry_for
 
     service.stats.add("rejected.bad_json", 2)
     service.stats.add("readings_accepted", 5)
-    api = TestClient(create_app(service.store, service.state, service.clock, metrics_registry=registry_for(service)))
+    api = api_client(create_app(service.store, service.state, service.clock, metrics_registry=registry_for(service)))
     text = api.get("/metrics").text
     assert 'shouwang_rejections_total{reason="bad_json"} 2.0' in text
     assert "shouwang_readings_accepted_total 5.0" in text

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from accounts_support import api_client
 from receivers import WebhookReceiver
 
 from alerts.channels import ConsoleChannel, WebhookChannel
@@ -207,8 +208,6 @@ def test_gateway_outage_behind_40_households_is_one_alert_and_no_welfare_message
 def test_one_tap_link_acknowledges_as_its_recipient_and_reopen_escalates_again(world, receiver):
     import re
 
-    from fastapi.testclient import TestClient
-
     from api.app import create_app
 
     make, clock, _wall = world
@@ -218,7 +217,7 @@ def test_one_tap_link_acknowledges_as_its_recipient_and_reopen_escalates_again(w
     body = next(b for b, p in zip(receiver.received, receiver.paths, strict=True) if p.endswith("p-vol"))
     link = re.search(r"http://\S+/ack/\S+", body["text"]).group(0)
     path = link.split("8000", 1)[1]
-    api = TestClient(create_app(svc.store, svc.state, clock, secret=svc.settings.secret_key.get_secret_value()))
+    api = api_client(create_app(svc.store, svc.state, clock, secret=svc.settings.secret_key.get_secret_value()))
     page = api.get(path)
     assert page.status_code == 200 and "确认前往" in page.text and svc.store.alert(alert.id).status == "notified"
     assert api.get(path[:-3] + "xyz").status_code == 404
@@ -242,13 +241,12 @@ def test_one_tap_link_acknowledges_as_its_recipient_and_reopen_escalates_again(w
 
 
 def test_care_network_is_editable_through_the_api_and_secrets_stay_hidden(world, receiver):
-    from fastapi.testclient import TestClient
 
     from api.app import create_app
 
     make, clock, _wall = world
     svc = make(care_registry(receiver.url))
-    api = TestClient(create_app(svc.store, svc.state, clock))
+    api = api_client(create_app(svc.store, svc.state, clock))
     r = api.put("/api/people/p-new", json={"name": "New volunteer", "role": "volunteer", "language": "en",
                                            "channels": [f"{receiver.url}/p-new", "mailto://u:s3cr3t@mail.example.org?to=a@example.org"]})
     assert r.status_code == 200 and r.json()["channels"] == ["http", "mailto"]
@@ -264,14 +262,13 @@ def test_care_network_is_editable_through_the_api_and_secrets_stay_hidden(world,
 
 
 def test_hard_case_gets_three_working_days_before_the_sla_escalates(world, receiver):
-    from fastapi.testclient import TestClient
 
     from api.app import create_app
 
     make, clock, _wall = world
     svc = make(care_registry(receiver.url))
     (alert,) = svc.pipeline.run([inactivity()], T0)  # T0 is a Sunday (2026-11-22 06:26 in Shanghai)
-    api = TestClient(create_app(svc.store, svc.state, clock))
+    api = api_client(create_app(svc.store, svc.state, clock))
     svc.store.acknowledge_alert(alert.id, "p-vol", T0 + 60, "on my way")
     r = api.post(f"/api/alerts/{alert.id}/tier", json={"tier": "hard", "by": "p-com", "note": "needs a locksmith"})
     assert r.status_code == 200 and r.json()["timeline"][-1]["kind"] == "tier"

@@ -22,7 +22,7 @@ PAGE = """<!doctype html><html lang="{lang}"><head><meta charset="utf-8">
 
 def _check(request: Request, store, alert_id: int, person: str, token: str):
     secret = request.app.state.secret
-    if not hmac.compare_digest(token, messages.ack_token(secret, alert_id, person)):
+    if not hmac.compare_digest(token.encode(), messages.ack_token(secret, alert_id, person).encode()):
         raise HTTPException(404, "unknown or expired link")
     try:
         return store.alert(alert_id), store.person(person)

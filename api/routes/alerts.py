@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from alerts import lifecycle
-from api.deps import CommunityScope, NowDep, PageDep, StoreDep
+from api.auth import ActScope, ManageScope, PrincipalDep, ReadScope, acting_as
+from api.deps import NowDep, PageDep, StoreDep
 from api.schemas import (
     CONFLICT,
     NOT_FOUND,
@@ -32,7 +33,7 @@ router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 @router.get("", response_model=list[AlertPublic])
 def list_alerts(
     store: StoreDep,
-    scope: CommunityScope,
+    scope: ReadScope,
     page: PageDep,
     status: AlertStatus | None = None,
     household: Annotated[str | None, Query(max_length=64)] = None,
@@ -45,47 +46,53 @@ def list_alerts(
 
 
 @router.get("/{alert_id}", response_model=AlertDetail, responses=NOT_FOUND)
-def get_alert(alert_id: int, store: StoreDep, scope: CommunityScope) -> AlertDetail:
+def get_alert(alert_id: int, store: StoreDep, scope: ReadScope) -> AlertDetail:
     """One alert with its timeline."""
     return alert_detail(store, visible_alert(store, scope, alert_id))
 
 
 @router.post("/{alert_id}/acknowledge", response_model=AlertDetail, responses=NOT_FOUND | CONFLICT)
 def acknowledge_alert(
-    alert_id: int, body: AlertAcknowledge, store: StoreDep, scope: CommunityScope, now: NowDep
+    alert_id: int, body: AlertAcknowledge, store: StoreDep, scope: ActScope, now: NowDep,
+    principal: PrincipalDep,
 ) -> AlertDetail:
     """Mark an open alert as being looked into."""
     visible_alert(store, scope, alert_id)
-    alert = store.acknowledge_alert(alert_id, body.by, now, body.note)
-    log.info("alert %d acknowledged by %s", alert_id, body.by)
+    by = acting_as(principal, body.by)
+    alert = store.acknowledge_alert(alert_id, by, now, body.note)
+    log.info("alert %d acknowledged by %s", alert_id, by)
     return alert_detail(store, alert)
 
 
 @router.post("/{alert_id}/resolve", response_model=AlertDetail, responses=NOT_FOUND | CONFLICT)
 def resolve_alert(
-    alert_id: int, body: AlertResolve, store: StoreDep, scope: CommunityScope, now: NowDep
+    alert_id: int, body: AlertResolve, store: StoreDep, scope: ActScope, now: NowDep,
+    principal: PrincipalDep,
 ) -> AlertDetail:
     """Close an open or acknowledged alert with an outcome; `away` holds welfare alerts until activity resumes."""
     visible_alert(store, scope, alert_id)
-    alert = lifecycle.resolve(store, alert_id, Outcome(body.outcome), body.by, now, body.note,
+    by = acting_as(principal, body.by)
+    alert = lifecycle.resolve(store, alert_id, Outcome(body.outcome), by, now, body.note,
                               epoch(body.expected_return))
-    log.info("alert %d resolved by %s: %s", alert_id, body.by, alert.outcome)
+    log.info("alert %d resolved by %s: %s", alert_id, by, alert.outcome)
     return alert_detail(store, alert)
 
 
 @router.post("/{alert_id}/reopen", response_model=AlertDetail, responses=NOT_FOUND | CONFLICT)
 def reopen_alert(
-    alert_id: int, body: AlertReopen, store: StoreDep, scope: CommunityScope, now: NowDep
+    alert_id: int, body: AlertReopen, store: StoreDep, scope: ActScope, now: NowDep,
+    principal: PrincipalDep,
 ) -> AlertDetail:
     """Reopen a resolved case (it was closed too early); escalation starts again from the first step."""
     visible_alert(store, scope, alert_id)
-    alert = store.reopen_alert(alert_id, body.by, now, body.note)
-    log.info("alert %d reopened by %s", alert_id, body.by)
+    by = acting_as(principal, body.by)
+    alert = store.reopen_alert(alert_id, by, now, body.note)
+    log.info("alert %d reopened by %s", alert_id, by)
     return alert_detail(store, alert)
 
 
 @router.get("/{alert_id}/deliveries", response_model=list[DeliveryPublic], responses=NOT_FOUND)
-def alert_deliveries(alert_id: int, store: StoreDep, scope: CommunityScope) -> list[DeliveryPublic]:
+def alert_deliveries(alert_id: int, store: StoreDep, scope: ReadScope) -> list[DeliveryPublic]:
     """Every message queued about the alert, with its delivery state (channel addresses are not shown)."""
     visible_alert(store, scope, alert_id)
     return [DeliveryPublic(id=i.id, person=i.person, kind=i.kind, channel=i.channel_index + 1, state=state,
@@ -94,8 +101,10 @@ def alert_deliveries(alert_id: int, store: StoreDep, scope: CommunityScope) -> l
 
 
 @router.post("/{alert_id}/tier", response_model=AlertDetail, responses=NOT_FOUND | CONFLICT)
-def set_tier(alert_id: int, body: AlertTier, store: StoreDep, scope: CommunityScope, now: NowDep) -> AlertDetail:
+def set_tier(
+    alert_id: int, body: AlertTier, store: StoreDep, scope: ManageScope, now: NowDep, principal: PrincipalDep
+) -> AlertDetail:
     """Mark an unresolved case ordinary or hard; its SLA timer restarts from the opening with that tier's time."""
     alert = visible_alert(store, scope, alert_id)
-    lifecycle.set_tier(store, alert, body.tier, body.by, now, body.note)
+    lifecycle.set_tier(store, alert, body.tier, acting_as(principal, body.by), now, body.note)
     return alert_detail(store, store.alert(alert_id))

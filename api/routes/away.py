@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
-from api.deps import CommunityScope, NowDep, StoreDep
+from api.auth import AwayScope, ReadScope
+from api.deps import NowDep, StoreDep
 from api.schemas import NOT_FOUND, AwayCreate, AwayPublic, epoch
 from api.views import visible_household
 from shouwang.away import AwayPeriod
@@ -17,7 +18,7 @@ router = APIRouter(prefix="/api/away", tags=["away"])
 @router.get("", response_model=list[AwayPublic])
 def list_away(
     store: StoreDep,
-    scope: CommunityScope,
+    scope: ReadScope,
     now: NowDep,
     household: Annotated[str | None, Query(max_length=64)] = None,
     active: Annotated[bool, Query(description="Only periods covering now (by their dates).")] = False,
@@ -26,14 +27,12 @@ def list_away(
     if household is not None:
         visible_household(store, scope, household)
     periods = store.away_periods(household, active_at=now if active else None)
-    if not scope.unrestricted:
-        homes = {h.id: h.community for h in store.households()}
-        periods = [p for p in periods if scope.allows(homes.get(p.household))]
+    periods = [p for p in periods if scope.allows_household(p.household)]
     return [AwayPublic.model_validate(p) for p in periods]
 
 
 @router.post("", response_model=AwayPublic, status_code=201, responses=NOT_FOUND)
-def create_away(body: AwayCreate, store: StoreDep, scope: CommunityScope, now: NowDep) -> AwayPublic:
+def create_away(body: AwayCreate, store: StoreDep, scope: AwayScope, now: NowDep) -> AwayPublic:
     """Register an absence; it ends at `end`, or earlier as soon as the household's meters show activity."""
     visible_household(store, scope, body.household)
     start = epoch(body.start) if body.start else now
@@ -45,7 +44,7 @@ def create_away(body: AwayCreate, store: StoreDep, scope: CommunityScope, now: N
 
 
 @router.delete("/{period_id}", response_model=AwayPublic, responses=NOT_FOUND)
-def cancel_away(period_id: int, store: StoreDep, scope: CommunityScope, now: NowDep) -> AwayPublic:
+def cancel_away(period_id: int, store: StoreDep, scope: AwayScope, now: NowDep) -> AwayPublic:
     """Withdraw an absence (registered by mistake, or the resident is back)."""
     period = next((p for p in store.away_periods() if p.id == period_id), None)
     if period is None:

@@ -1,4 +1,4 @@
-"""Liveness and readiness: 200 when every check passes, 503 otherwise."""
+"""Probes: liveness (the process works) and readiness (store and broker reachable); 503 when a check fails."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from storage import Store
 log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["health"])
+RESPONSES: dict = {503: {"model": Health, "description": "At least one check failed."}}
 
 
 def _store_reachable(store: Store) -> bool:
@@ -25,12 +26,7 @@ def _store_reachable(store: Store) -> bool:
     return True
 
 
-@router.get("/healthz", response_model=Health,
-            responses={503: {"model": Health, "description": "At least one check failed."}})
-def healthz(request: Request, response: Response, store: StoreDep) -> Health:
-    """Run the store check and the service's own checks."""
-    checks = {"store": _store_reachable(store)}
-    extra: Callable[[], dict[str, bool]] | None = request.app.state.health
+def _run(checks: dict[str, bool], extra: Callable[[], dict[str, bool]] | None, response: Response) -> Health:
     if extra is not None:
         try:
             checks.update({name: bool(ok) for name, ok in extra().items()})
@@ -42,3 +38,38 @@ def healthz(request: Request, response: Response, store: StoreDep) -> Health:
         response.status_code = 503
         log.warning("health: failing checks %s", sorted(k for k, ok in checks.items() if not ok))
     return Health(status="ok" if healthy else "unavailable", checks=checks)
+
+
+@router.get("/api/health/ready", response_model=Health, responses=RESPONSES)
+def ready(request: Request, response: Response, store: StoreDep) -> Health:
+    """Readiness: the database answers and the service's own checks (broker connection, …) pass."""
+    return _run({"store": _store_reachable(store)}, request.app.state.health, response)
+
+
+@router.get("/healthz", response_model=Health, responses=RESPONSES)
+def healthz(request: Request, response: Response, store: StoreDep) -> Health:
+    """Readiness, at its older address."""
+    return ready(request, response, store)
+
+
+@router.get("/api/health/live", response_model=Health, responses=RESPONSES)
+def live(request: Request, response: Response) -> Health:
+    """Liveness: the process and its worker threads run (no outside dependency: restarting would not help)."""
+    return _run({}, getattr(request.app.state, "liveness", None), response)
+
+
+def probe_app(store: Store, *, health: Callable[[], dict[str, bool]] | None = None,
+              liveness: Callable[[], dict[str, bool]] | None = None, metrics_registry: object | None = None):
+    """The probes and /metrics alone, for `run --role ingest` (no public API in that process)."""
+    from fastapi import FastAPI
+
+    from api.routes import metrics
+
+    app = FastAPI(title="Shouwang ingest probes", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.store = store
+    app.state.health = health
+    app.state.liveness = liveness
+    app.state.metrics = metrics_registry
+    app.include_router(router)
+    app.include_router(metrics.router)
+    return app

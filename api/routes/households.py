@@ -7,7 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
-from api.deps import CommunityScope, NowDep, PageDep, StateDep, StoreDep
+from api.auth import ReadScope
+from api.deps import NowDep, PageDep, StateDep, StoreDep
 from api.schemas import NOT_FOUND, HouseholdPublic, HouseholdStatus, QueryTime, ReadingPublic, epoch
 from api.views import AlertIndex, household_public, visible_household
 from storage import NotFound
@@ -22,7 +23,7 @@ SEARCH = "Case-insensitive search in id, name and address."
 def list_households(
     store: StoreDep,
     state: StateDep,
-    scope: CommunityScope,
+    scope: ReadScope,
     page: PageDep,
     now: NowDep,
     community: Annotated[str | None, Query(max_length=64)] = None,
@@ -31,7 +32,7 @@ def list_households(
     q: Annotated[str | None, Query(min_length=1, max_length=100, description=SEARCH)] = None,
 ) -> list[HouseholdPublic]:
     """Households in scope, filtered and searched, ordered by id."""
-    households = [h for h in store.households(community) if scope.allows(h.community)]
+    households = [h for h in store.households(community) if scope.allows_household(h.id)]
     if grid is not None:
         households = [h for h in households if h.grid == grid]
     if q is not None:
@@ -51,7 +52,7 @@ def list_households(
 
 @router.get("/{household_id}", response_model=HouseholdPublic, responses=NOT_FOUND)
 def get_household(
-    household_id: str, store: StoreDep, state: StateDep, scope: CommunityScope, now: NowDep
+    household_id: str, store: StoreDep, state: StateDep, scope: ReadScope, now: NowDep
 ) -> HouseholdPublic:
     """One household with its status and meters."""
     household = visible_household(store, scope, household_id)
@@ -63,7 +64,7 @@ def get_household(
 def household_readings(
     household_id: str,
     store: StoreDep,
-    scope: CommunityScope,
+    scope: ReadScope,
     meter: Annotated[str | None, Query(max_length=64, description="Only this meter.")] = None,
     start: Annotated[QueryTime | None, Query(description="From this time (inclusive), RFC 3339.")] = None,
     end: Annotated[QueryTime | None, Query(description="Up to this time (exclusive), RFC 3339.")] = None,

@@ -7,7 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.deps import CommunityScope, PageDep, StateDep, StoreDep
+from api.auth import ReadScope
+from api.deps import PageDep, StateDep, StoreDep
 from api.schemas import NOT_FOUND, MeterPublic
 from api.views import live_meter, meter_public, visible_household
 from storage import NotFound
@@ -19,15 +20,13 @@ router = APIRouter(prefix="/api/meters", tags=["meters"])
 def list_meters(
     store: StoreDep,
     state: StateDep,
-    scope: CommunityScope,
+    scope: ReadScope,
     page: PageDep,
     household: Annotated[str | None, Query(max_length=64)] = None,
 ) -> list[MeterPublic]:
     """Meters in scope, ordered by id."""
     meters = store.meters(household)
-    if not scope.unrestricted:
-        community = {h.id: h.community for h in store.households()}
-        meters = [m for m in meters if scope.allows(community.get(m.household))]
+    meters = [m for m in meters if scope.allows_household(m.household)]
     meters = meters[page.offset:page.offset + page.limit]
     by_household = defaultdict(list)
     for m in meters:
@@ -40,7 +39,7 @@ def list_meters(
 
 
 @router.get("/{meter_id}", response_model=MeterPublic, responses=NOT_FOUND)
-def get_meter(meter_id: str, store: StoreDep, state: StateDep, scope: CommunityScope) -> MeterPublic:
+def get_meter(meter_id: str, store: StoreDep, state: StateDep, scope: ReadScope) -> MeterPublic:
     """One meter with its live state."""
     meter = store.meter(meter_id)
     try:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 
-from api.deps import CommunityScope, StoreDep
+from api.auth import ManageScope, ReadScope
+from api.deps import StoreDep
 from api.schemas import NOT_FOUND, CarePublic, CareUpdate, PersonPublic, PersonUpdate
 from api.views import visible_household
 from shouwang.domain import Assignment, Person, Target
@@ -18,16 +19,30 @@ def _public(p: Person) -> PersonPublic:
                         channels=[c.split("://", 1)[0] for c in p.channels])
 
 
+def _people_in_scope(store, scope) -> set[str] | None:
+    """Ids of people caring for a household or community in scope (None: everyone)."""
+    if scope.unrestricted:
+        return None
+    return {a.person for a in store.assignments()
+            if (a.household and scope.allows_household(a.household))
+            or (a.community and scope.allows_community(a.community))}
+
+
 @router.get("/people", response_model=list[PersonPublic])
-def list_people(store: StoreDep) -> list[PersonPublic]:
-    """Everyone in the care network."""
-    return [_public(p) for p in store.people()]
+def list_people(store: StoreDep, scope: ManageScope) -> list[PersonPublic]:
+    """The care network of the communities in scope (an administrator sees everyone)."""
+    visible = _people_in_scope(store, scope)
+    return [_public(p) for p in store.people() if visible is None or p.id in visible]
 
 
 @router.put("/people/{person_id}", response_model=PersonPublic)
-def put_person(person_id: str, body: PersonUpdate, store: StoreDep) -> PersonPublic:
-    """Create or replace a person; each channel URL is checked before it is stored."""
+def put_person(person_id: str, body: PersonUpdate, store: StoreDep, scope: ManageScope) -> PersonPublic:
+    """Create or replace a person (of the communities in scope); each channel URL is checked before it is stored."""
     from alerts.channels import InvalidChannelURL, channel_from_url
+
+    visible = _people_in_scope(store, scope)
+    if visible is not None and person_id not in visible and person_id in {p.id for p in store.people()}:
+        raise NotFound(f"person {person_id!r} not found")
 
     for i, url in enumerate(body.channels, start=1):
         try:
@@ -50,14 +65,14 @@ def _care(store, household: str, community: str) -> CarePublic:
 
 
 @router.get("/households/{household_id}/care", response_model=CarePublic, responses=NOT_FOUND)
-def get_care(household_id: str, store: StoreDep, scope: CommunityScope) -> CarePublic:
+def get_care(household_id: str, store: StoreDep, scope: ReadScope) -> CarePublic:
     """Who is told about this household, and in which role."""
     household = visible_household(store, scope, household_id)
     return _care(store, household.id, household.community)
 
 
 @router.put("/households/{household_id}/care", response_model=CarePublic, responses=NOT_FOUND)
-def put_care(household_id: str, body: CareUpdate, store: StoreDep, scope: CommunityScope) -> CarePublic:
+def put_care(household_id: str, body: CareUpdate, store: StoreDep, scope: ManageScope) -> CarePublic:
     """Replace the household's family, volunteer and team; every person must exist."""
     household = visible_household(store, scope, household_id)
     wanted = [(Target.FAMILY, p) for p in body.family] + [(Target.TEAM, p) for p in body.team]

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from api.auth import AdminScope
 from api.deps import PageDep, StoreDep
 from api.schemas import RejectionList, RejectionPublic
 
@@ -15,6 +16,7 @@ router = APIRouter(prefix="/api/rejections", tags=["rejections"])
 @router.get("", response_model=RejectionList)
 def list_rejections(
     store: StoreDep,
+    _scope: AdminScope,
     page: PageDep,
     reason: Annotated[str | None, Query(max_length=64, description="e.g. bad_json, unknown_meter.")] = None,
 ) -> RejectionList:
