@@ -69,6 +69,12 @@ readings = Table(
     sqlite_with_rowid=False,
 )
 
+# Readings by event time, for the restart replay and the api role's follower (`Store.readings_since`): without
+# it each chunk of that query scans and sorts the whole table. A B-tree on SQLite (entries go in at its right
+# end, so it costs far less than the (meter, ts) key); BRIN on PostgreSQL, whose heap is already in roughly
+# arrival order, so the index is a few pages and costs inserts next to nothing (docs/storage.md).
+Index("readings_by_ts", readings.c.ts, postgresql_using="brin")
+
 # Readings waiting for the InfluxDB exporter (storage/influx_feed.py), filled only by a store opened with export
 # on, in the transaction that stores them; the exporter deletes the ids it has written. (Integer on SQLite: only
 # INTEGER PRIMARY KEY is the autoincrementing rowid there; 64 bits on PostgreSQL, ids are never reused.)

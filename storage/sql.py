@@ -42,7 +42,7 @@ from storage.sql_escalation import EscalationStoreMixin
 
 log = logging.getLogger(__name__)
 
-READ_CHUNK = 50_000
+READ_WINDOW_S = 900  # readings_since reads this much event time per query (a city: ~100,000 rows)
 SQLITE_ROWS_PER_INSERT = 300  # 900 bound parameters, under the 999 that older SQLite builds allow
 # With export on, SQLite queues what an INSERT stores through a trigger of the writing connection: it fires for
 # the rows inserted only (not for those ON CONFLICT skips), inside the statement, without a row going through
@@ -292,17 +292,25 @@ class SqlStore(EscalationStoreMixin, AccountStoreMixin):
         return rows
 
     def readings_since(self, start: int) -> Iterator[Reading]:
-        """All readings at or after ``start``, in event-time order, streamed in chunks."""
-        after = (t.readings.c.ts >= start)
+        """All readings at or after ``start``, in event-time order, streamed a time window at a time.
+
+        Each window is a range of the ``readings_by_ts`` index (a B-tree on SQLite, BRIN on PostgreSQL) read in
+        its own short transaction; an empty window ends the stream only if nothing newer exists (an outage).
+        """
+        ts = t.readings.c.ts
+        lo = start
         while True:
-            q = select(t.readings).where(after).order_by(t.readings.c.ts, t.readings.c.meter).limit(READ_CHUNK)
+            q = select(t.readings).where(ts >= lo, ts < lo + READ_WINDOW_S).order_by(ts, t.readings.c.meter)
             with self.engine.connect() as conn:
                 chunk = [Reading(r.meter, r.ts, r.value) for r in conn.execute(q)]
+                if not chunk:
+                    newer = conn.execute(select(ts).where(ts >= lo + READ_WINDOW_S).order_by(ts).limit(1)).scalar()
+                    if newer is None:
+                        return
+                    lo = newer  # skip the gap in one step
+                    continue
             yield from chunk
-            if len(chunk) < READ_CHUNK:
-                return
-            last = chunk[-1]
-            after = (t.readings.c.ts > last.ts) | ((t.readings.c.ts == last.ts) & (t.readings.c.meter > last.meter))
+            lo += READ_WINDOW_S
 
     def latest_readings(self, meters: Sequence[str] | None = None) -> dict[str, Reading]:
         sub = select(t.readings.c.meter, func.max(t.readings.c.ts).label("ts")).group_by(t.readings.c.meter)

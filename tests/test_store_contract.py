@@ -42,6 +42,16 @@ def test_readings_since_streams_in_event_time_order(loaded):
         (200, "H1-W"), (200, "H2-E"), (300, "H1-W"), (300, "H2-E")]
 
 
+def test_readings_since_crosses_windows_and_gaps_without_losing_or_repeating_any(loaded):
+    # readings_since reads a slice of event time per query: boundaries, a 3-day outage, lone late readings
+    times = [1000, 1899, 1900, 1901, 2799, 2800, 2800 + 3 * 86_400, 2800 + 3 * 86_400 + 1, 2800 + 5 * 86_400 - 1]
+    rs = [Reading(m, ts, float(i)) for i, ts in enumerate(times) for m in ("H1-W", "H2-E")]
+    loaded.write_readings(rs)
+    want = sorted((r.ts, r.meter) for r in rs if r.ts >= 1001)
+    assert [(r.ts, r.meter) for r in loaded.readings_since(1001)] == want
+    assert list(loaded.readings_since(times[-1] + 1)) == []
+
+
 def test_rejections_are_kept_with_counts(loaded):
     loaded.add_rejections([Rejection(5, "t", "bad_json", "x", "{{"), Rejection(6, "t", "unknown_meter", "", "{}", "M9"),
                            Rejection(7, "t", "bad_json", "", "[")])
