@@ -175,14 +175,64 @@ def test_unusable_urls_fail_at_construction_without_leaking(debug_logs, url):
     assert_no_secret(debug_logs, str(exc.value))
 
 
-@pytest.mark.xfail(strict=True, reason="apprise's WeCom/DingTalk/Feishu plugins judge success by the HTTP status "
-                                       "alone; the platforms reject a bad key with HTTP 200 and errcode != 0")
-def test_wecom_rejecting_the_key_with_http_200_is_not_reported_delivered(receiver, monkeypatch):
-    plugin_class = type(apprise.Apprise.instantiate("wecombot://s3cr3tKEY"))
-    monkeypatch.setattr(plugin_class, "notify_url", f"http://{receiver.host}:{receiver.port}/send?key={{key}}")
-    receiver.ok_body = b'{"errcode": 93000, "errmsg": "invalid webhook url"}'
-    with pytest.raises(PermanentError):
-        AppriseChannel("wecombot://s3cr3tKEY", timeout_s=2).send(NOTE)
+BOTS = {  # scheme → (a URL whose key holds the secret, the plugin's platform address with its placeholder)
+    "wecombot": ("wecombot://s3cr3tKEYabc", "/cgi-bin/webhook/send?key={key}"),
+    "dingtalk": ("dingtalk://s3cr3tTOKENabc/", "/robot/send?access_token={token}"),
+    "feishu": ("feishu://s3cr3tTOKENabc", "/open-apis/bot/v2/hook/{token}/"),
+    "lark": ("lark://s3cr3tTOKENabc", "/open-apis/bot/v2/hook/"),
+}
+
+
+@pytest.mark.parametrize("scheme,reply,outcome", [
+    # the platforms refuse with HTTP 200 and a code in the body; apprise alone would call each of these delivered
+    ("wecombot", b'{"errcode": 93000, "errmsg": "invalid webhook url, key s3cr3tKEYabc"}', PermanentError),
+    ("wecombot", b'{"errcode": 45009, "errmsg": "api freq out of limit"}', RetryableError),
+    ("wecombot", b'{"errcode": 0, "errmsg": "ok"}', None),
+    ("dingtalk", b'{"errcode": 310000, "errmsg": "keywords not in content"}', PermanentError),
+    ("dingtalk", b'{"errcode": 130101, "errmsg": "send too fast"}', RetryableError),
+    ("dingtalk", b'{"errcode": 0, "errmsg": "ok"}', None),
+    ("feishu", b'{"code": 19021, "msg": "sign match fail or timestamp is not within one hour from current time"}',
+     PermanentError),
+    ("feishu", b'{"code": 11232, "msg": "frequency limited"}', RetryableError),
+    ("feishu", b'{"StatusCode": 0, "StatusMessage": "success"}', None),
+    ("lark", b'{"code": 9499, "msg": "Bad Request", "data": {}}', PermanentError),
+    ("lark", b'{"code": 0, "msg": "success", "data": {}}', None),
+    # something else answered 200 (a proxy's page): the message did not reach the platform
+    ("wecombot", b"<html>Welcome to the guest network</html>", RetryableError),
+    ("feishu", b'{"ok": true}', RetryableError),
+])
+def test_group_bot_replies_with_http_200_are_read(receiver, debug_logs, monkeypatch, scheme, reply, outcome):
+    url, endpoint = BOTS[scheme]
+    monkeypatch.setattr(type(apprise.Apprise.instantiate(url)), "notify_url",
+                        f"http://{receiver.host}:{receiver.port}{endpoint}")
+    receiver.ok_body = reply
+    channel = AppriseChannel(url, timeout_s=2)
+    if outcome is None:
+        channel.send(NOTE)
+        assert len(receiver.wait_for(1)) == 1
+        assert_no_secret(debug_logs, channel.name)
+        return
+    with pytest.raises(outcome) as exc:
+        channel.send(NOTE)
+    assert len(receiver.requests) == 1  # it did reach the stand-in platform, which said no
+    assert_no_secret(debug_logs, str(exc.value))  # the platform's message text is not passed on: it may quote the key
+    assert exc.value.__class__ is outcome
+
+
+def test_replies_on_other_threads_and_outside_a_send_are_not_recorded(receiver):
+    import requests
+
+    from alerts.channels import bot_replies
+
+    receiver.ok_body = b'{"errcode": 1}'
+    with bot_replies.captured() as mine:
+        other = threading.Thread(target=requests.post, args=(receiver.url,), kwargs={"json": {}})
+        other.start()
+        other.join(5)
+        assert mine == []
+        requests.post(receiver.url, json={}, timeout=5)
+    requests.post(receiver.url, json={}, timeout=5)
+    assert mine == [(200, b'{"errcode": 1}')]
 
 
 # --- names, factory, threads, retries ---------------------------------------------------------------------------

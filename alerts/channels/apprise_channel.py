@@ -26,6 +26,7 @@ from urllib.parse import quote, unquote, unquote_plus, urlsplit
 
 import apprise
 
+from alerts.channels import bot_replies
 from alerts.channels.base import Notification, PermanentError, RetryableError
 
 # Where URL parts can show up in log records during a send.
@@ -144,9 +145,10 @@ class AppriseChannel:
     * Threads: sends on one channel are serialised by a lock (apprise plugins keep per-instance state);
       different channels send in parallel.
 
-    Caveat: apprise's WeCom, DingTalk and Feishu plugins judge success by the HTTP status alone; those
-    platforms answer HTTP 200 with a non-zero ``errcode`` for a bad key or a rate limit, which apprise (and
-    so this channel) reports as delivered.
+    * Group bots (``wecombot``, ``dingtalk``, ``feishu``, ``lark``): those platforms refuse a message with HTTP 200
+      and a non-zero code in the body. apprise's WeCom and DingTalk plugins take that for success; its Feishu and
+      Lark plugins see it but report no reason. send() reads the reply itself (alerts.channels.bot_replies): a
+      rate-limit or "busy" code is retryable, any other code permanent.
     """
 
     def __init__(self, url: str, *, timeout_s: float = 10) -> None:
@@ -168,16 +170,21 @@ class AppriseChannel:
         plugin.socket_connect_timeout = min(timeout_s, _as_float(query.get("cto"), timeout_s))
         plugin.socket_read_timeout = min(timeout_s, _as_float(query.get("rto"), timeout_s))
         self._plugin = plugin
+        self._bot = scheme if scheme in bot_replies.CODE_FIELD else None
         self._lock = threading.Lock()
 
     def send(self, notification: Notification) -> None:
-        with self._lock, _FILTER.active(_Call(self._secrets)) as call:
+        with self._lock, _FILTER.active(_Call(self._secrets)) as call, bot_replies.captured() as replies:
             try:
                 ok = self._plugin.notify(body=notification.text, title=notification.title,
                                          notify_type=_NOTIFY_TYPE.get(notification.event, apprise.NotifyType.INFO),
                                          body_format=apprise.NotifyFormat.TEXT)
             except Exception as exc:  # noqa: BLE001 - apprise should not raise; if it does, try again later
                 raise RetryableError(f"{self.name}: {type(exc).__name__} in apprise") from None
+        refused = bot_replies.refusal(self._bot, replies) if self._bot else None
+        if refused is not None:  # the code only: a platform's message text may quote the key
+            what = f"refused with code {refused.code}" if refused.code is not None else "unexpected reply"
+            raise (RetryableError if refused.retryable else PermanentError)(f"{self.name}: {what}")
         if ok:
             return
         statuses = [int(s) for message in call.messages for s in _STATUS.findall(message)]
