@@ -26,7 +26,6 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -120,16 +119,8 @@ def worker(cfg: dict, index: int, count: int, stored, handled, ready, stop, resu
                             mqtt_embedded_fallback=False, shard_index=index, shard_count=count)
         store = open_store(cfg["db"])
         svc = Service(settings, store, registry, SystemClock(), watchers=[])
-        subscribed = threading.Event()
-        inner = svc.ingest.client.on_subscribe  # keeps the subscriber's own use of SUBACKs (its stop barrier)
-
-        def on_subscribe(*a):
-            inner(*a)
-            subscribed.set()
-
-        svc.ingest.client.on_subscribe = on_subscribe
         svc.start()
-        if not subscribed.wait(30):
+        if not svc.ingest.subscribed.wait(30):
             raise RuntimeError("worker did not subscribe")
         ready.set()
         cpu0 = time.process_time()

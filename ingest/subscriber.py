@@ -47,6 +47,8 @@ class MqttIngest:
         self.host, self.port, self.prefix = host, port, prefix
         self.client_id = client_id
         self.connected = False
+        self.subscribed = threading.Event()  # set once the broker has granted every topic filter (each connect)
+        self._pending_subs: set[int] = set()
         self._closing = False
         self._taking = threading.Lock()  # held while a message is handed to the writer; stop() waits for it
         self._barrier_lock = threading.Lock()
@@ -104,6 +106,10 @@ class MqttIngest:
         with self._barrier_lock:
             if self._barrier is not None and self._barrier[0] == mid:
                 self._barrier[1].set()
+            if mid in self._pending_subs:
+                self._pending_subs.discard(mid)
+                if not self._pending_subs:
+                    self.subscribed.set()
 
     def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
         if reason.is_failure:
@@ -112,11 +118,16 @@ class MqttIngest:
         self.connected = True
         log.info("connected to broker %s:%s (session present: %s)", self.host, self.port,
                  getattr(flags, "session_present", None))
-        for i in range(0, len(self.topics), 100):  # a shard may own many communities: 100 filters a SUBSCRIBE
-            client.subscribe([(topic, 1) for topic in self.topics[i:i + 100]])
+        with self._barrier_lock:
+            self.subscribed.clear()
+            self._pending_subs.clear()
+            for i in range(0, len(self.topics), 100):  # a shard may own many communities: 100 filters a SUBSCRIBE
+                _rc, mid = client.subscribe([(topic, 1) for topic in self.topics[i:i + 100]])
+                self._pending_subs.add(mid)
 
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         self.connected = False
+        self.subscribed.clear()
         if self._closing:
             log.info("disconnected from broker: %s", reason)
         else:

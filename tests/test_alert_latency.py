@@ -7,7 +7,6 @@ asserts on how long anything took (the figures are in docs/benchmarks.md, from b
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 
@@ -52,19 +51,11 @@ def service(tmp_path, receiver):
 
         store.write_readings([Reading(m, t, 100.0) for m in ("H1-W", "H1-E") for t in HISTORY])
         svc = Service(s, store, small_registry(2), clock, watchers=[receiver.url])
-        subscribed = threading.Event()
-        inner = svc.ingest.client.on_subscribe
-
-        def on_subscribe(*args):
-            inner(*args)
-            subscribed.set()
-
-        svc.ingest.client.on_subscribe = on_subscribe
         if prepare is not None:
             prepare(svc)
         svc.start()
         made.append(svc)
-        assert subscribed.wait(10), "the service did not subscribe"
+        assert svc.ingest.subscribed.wait(10), "the service did not subscribe"
         return svc
 
     yield make

@@ -231,7 +231,7 @@ def test_two_workers_each_store_and_alert_only_their_communities(pg_url, receive
                      mqtt_embedded_fallback=False, tick_s=3600, sweep_debounce_s=0, detectors=["no-change", "device"],
                      shard_index=i, shard_count=2)
         svc = Service(s, open_store(pg_url), registry, clocks[i], watchers=[])
-        inner, subscribed = svc.pipeline.run, threading.Event()
+        inner = svc.pipeline.run
 
         def run(findings, now, inner=inner, seen=opened_by[i]):
             opened = inner(findings, now)
@@ -239,13 +239,7 @@ def test_two_workers_each_store_and_alert_only_their_communities(pg_url, receive
             return opened
 
         svc.pipeline.run = run
-
-        def on_subscribe(*a, inner=svc.ingest.client.on_subscribe, ev=subscribed):
-            inner(*a)
-            ev.set()
-
-        svc.ingest.client.on_subscribe = on_subscribe
-        workers.append((svc, subscribed))
+        workers.append((svc, svc.ingest.subscribed))
     try:
         for svc, subscribed in workers:
             svc.start()
