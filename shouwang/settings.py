@@ -157,7 +157,8 @@ def insecure_settings(settings: Settings, *, broker: bool = True) -> list[str]:
 
 
 ENV_HEADER = """\
-# Shouwang's .env: read by docker compose (docker-compose.yml) and passed to the Shouwang containers.
+# Shouwang's .env: docker compose substitutes it into docker-compose.yml, which hands each container only the
+# variables its role reads (docs/deploy.md, "Who gets which secret"); no container gets the whole file.
 # Copy to .env, fill in every empty secret below with a long random value (openssl rand -hex 32), keep the file
 # out of version control (chmod 600). Compose refuses to start while one is empty; Shouwang refuses placeholders.
 # Regenerate this file after changing shouwang/settings.py: `shouwang settings env-example > .env.example`.
@@ -192,6 +193,8 @@ SHOUWANG_PUBLIC_URL=https://shouwang.example.org
 
 # ---- every Shouwang setting (shouwang/settings.py), with its default ---------------------------------------
 # Commented out = the default applies. (compose) = docker-compose.yml sets it for its own services.
+# Under docker compose the settings below reach no container from .env (SHOUWANG_WEBHOOK_URLS reaches ingest):
+# put the ones you change, never a secret, in deploy/shouwang.env.
 """
 COMPOSE_SET = frozenset({"database_url", "mqtt_host", "mqtt_port", "mqtt_username", "mqtt_password",
                          "mqtt_embedded_fallback", "secret_key", "registry_file", "state_snapshot", "api_host",

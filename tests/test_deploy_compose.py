@@ -1,7 +1,9 @@
-"""docker-compose.yml validates with a filled .env and refuses an empty secret; .env.example is complete."""
+"""docker-compose.yml validates, refuses an empty secret and gives each container only its secrets; .env.example is
+complete."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -10,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import SecretStr
 
 from shouwang.settings import COMPOSE_SET, Settings, env_example, insecure_settings
 
@@ -23,6 +26,11 @@ SECRETS = {
     "GRAFANA_ADMIN_PASSWORD": "gr-5e4d3c2b1a0f9e8d",
 }
 LONG_RUNNING = {"mosquitto", "postgres", "influxdb", "grafana", "ingest", "api"}
+SHOUWANG_SERVICES = ("migrate", "ingest", "api")
+# not required by compose, but a secret all the same: channel URLs carry bot keys
+WEBHOOK_URLS = '["https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=wh-3c5e7a9b1d2f4860"]'
+ALL_SECRETS = {**SECRETS, "SHOUWANG_WEBHOOK_URLS": WEBHOOK_URLS}
+TUNING_FILE = ROOT / "deploy" / "shouwang.env"
 
 
 def _compose_command() -> list[str]:
@@ -36,23 +44,64 @@ def _compose_command() -> list[str]:
 
 
 def _filled_env(example: str, values: dict[str, str]) -> str:
-    """.env.example with the given variables filled in."""
-    out = []
+    """.env.example with the given variables filled in (appended when the example has them commented out)."""
+    out, filled = [], set()
     for line in example.splitlines():
         key = line.split("=", 1)[0]
-        out.append(f"{key}={values[key]}" if key in values and not line.startswith("#") else line)
+        if key in values and not line.startswith("#"):
+            out.append(f"{key}={values[key]}")
+            filled.add(key)
+        else:
+            out.append(line)
+    out += [f"{key}={value}" for key, value in values.items() if key not in filled]
     return "\n".join(out) + "\n"
 
 
 def _config(tmp_path: Path, env_text: str) -> subprocess.CompletedProcess:
     shutil.copy(ROOT / "docker-compose.yml", tmp_path / "docker-compose.yml")
+    if TUNING_FILE.exists():  # the env_file of ingest and api
+        (tmp_path / "deploy").mkdir(exist_ok=True)
+        shutil.copy(TUNING_FILE, tmp_path / "deploy" / TUNING_FILE.name)
     (tmp_path / ".env").write_text(env_text)
     env = {k: v for k, v in os.environ.items() if k not in SECRETS and not k.startswith("SHOUWANG_")}
     return subprocess.run([*_compose_command(), "config"], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=60, check=False)
 
 
-def test_compose_file_validates_with_a_filled_env(tmp_path):
+def resolved_services(tmp_path: Path, values: dict[str, str] = ALL_SECRETS) -> dict[str, dict]:
+    """The services as compose resolves them from .env.example filled with ``values``."""
+    proc = _config(tmp_path, _filled_env((ROOT / ".env.example").read_text(), values))
+    assert proc.returncode == 0, proc.stderr
+    return yaml.safe_load(proc.stdout)["services"]
+
+
+def _secrets_in(service: dict) -> set[str]:
+    """Which of ALL_SECRETS a service's resolved environment (names and values) holds."""
+    env = service.get("environment") or {}
+    text = "\n".join(f"{k}={v}" for k, v in env.items())
+    return {name for name, value in ALL_SECRETS.items() if value in text}
+
+
+def _settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The settings a container with exactly this environment reads."""
+    for key in [k for k in os.environ if k.startswith("SHOUWANG_")]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, str(value))
+    return Settings()
+
+
+def _documented_secrets() -> dict[str, set[str]]:
+    """docs/deploy.md's table "service → the secrets it gets" (the section "Who gets which secret")."""
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    section = text.split("## Who gets which secret", 1)[1].split("\n## ", 1)[0]
+    table: dict[str, set[str]] = {}
+    for row in re.findall(r"^\| `([a-z]+)` \|([^|]*)\|", section, re.MULTILINE):
+        table[row[0]] = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", row[1]))
+    return table
+
+
+def test_compose_file_validates_with_a_filled_env(tmp_path, monkeypatch):
     proc = _config(tmp_path, _filled_env((ROOT / ".env.example").read_text(), SECRETS))
     assert proc.returncode == 0, proc.stderr
     config = yaml.safe_load(proc.stdout)
@@ -75,9 +124,7 @@ def test_compose_file_validates_with_a_filled_env(tmp_path):
     assert any("grafana/provisioning" in str(v) for v in services["grafana"]["volumes"])
     assert any("8883" in str(p) for p in services["mosquitto"]["ports"])  # the TLS listener's port
     # what compose hands the service passes Shouwang's own refusal of placeholder secrets
-    shouwang_env = {k.removeprefix("SHOUWANG_").lower(): v for k, v in env.items()
-                    if k.startswith("SHOUWANG_") and k.removeprefix("SHOUWANG_").lower() in Settings.model_fields}
-    assert insecure_settings(Settings(**shouwang_env)) == []
+    assert insecure_settings(_settings_from(env, monkeypatch)) == []
 
 
 @pytest.mark.parametrize("missing", sorted(SECRETS))
@@ -109,3 +156,81 @@ def test_no_default_secret_in_the_example():
         key, _, value = line.partition("=")
         if not line.startswith("#") and key in SECRETS:
             assert value == "", key
+
+
+def test_api_gets_no_broker_password_channel_url_or_influxdb_token(tmp_path, monkeypatch):
+    env = resolved_services(tmp_path)["api"]["environment"]
+    assert _secrets_in({"environment": env}) == {"POSTGRES_PASSWORD", "SHOUWANG_SECRET_KEY"}
+    assert not {"SHOUWANG_MQTT_PASSWORD", "SHOUWANG_WEBHOOK_URLS", "SHOUWANG_INFLUXDB_TOKEN"} & set(env)
+    assert not [k for k, v in env.items() if "://" in str(v) and k != "SHOUWANG_DATABASE_URL"], env
+    # what it does get passes Shouwang's own refusal for the api role (no broker account needed)
+    assert insecure_settings(_settings_from(env, monkeypatch), broker=False) == []
+
+
+def test_ingest_gets_the_broker_password_and_the_channels_and_no_admin_password(tmp_path):
+    env = resolved_services(tmp_path)["ingest"]["environment"]
+    assert env["SHOUWANG_MQTT_PASSWORD"] == SECRETS["SHOUWANG_MQTT_PASSWORD"]
+    assert env["SHOUWANG_MQTT_USERNAME"] == "shouwang-ingest"
+    assert env["SHOUWANG_WEBHOOK_URLS"] == WEBHOOK_URLS
+    assert env["SHOUWANG_INFLUXDB_TOKEN"] == SECRETS["SHOUWANG_INFLUXDB_TOKEN"]
+    assert _secrets_in({"environment": env}) == {"POSTGRES_PASSWORD", "SHOUWANG_SECRET_KEY", "SHOUWANG_MQTT_PASSWORD",
+                                                 "SHOUWANG_INFLUXDB_TOKEN", "SHOUWANG_WEBHOOK_URLS"}
+    assert not {"POSTGRES_PASSWORD", "INFLUXDB_ADMIN_PASSWORD", "GRAFANA_ADMIN_PASSWORD"} & set(env)
+
+
+def test_ingest_reads_the_webhooks_and_without_them_an_empty_list(tmp_path, monkeypatch):
+    env = resolved_services(tmp_path)["ingest"]["environment"]
+    assert _settings_from(env, monkeypatch).webhook_urls == json.loads(WEBHOOK_URLS)
+    (tmp_path / "none").mkdir()
+    env = resolved_services(tmp_path / "none", SECRETS)["ingest"]["environment"]
+    assert _settings_from(env, monkeypatch).webhook_urls == []
+
+
+def test_every_service_gets_exactly_the_secrets_docs_deploy_md_lists(tmp_path):
+    services = resolved_services(tmp_path)
+    documented = _documented_secrets()
+    assert set(documented) == set(services), "docs/deploy.md's table names every service once"
+    got = {name: _secrets_in(service) for name, service in services.items()}
+    assert got == documented
+
+
+def test_every_required_variable_is_in_the_env_template():
+    compose = (ROOT / "docker-compose.yml").read_text()
+    required = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*):\?", compose))
+    template = (ROOT / ".env.example").read_text()
+    listed = set(re.findall(r"^([A-Z_][A-Z0-9_]*)=", template, re.MULTILINE))  # uncommented: to be filled in
+    assert required, "docker-compose.yml requires its secrets with ${VAR:?message}"
+    assert required <= listed, sorted(required - listed)
+    # and the other way round: every secret the template leaves empty is one compose refuses to start without
+    empty = set(re.findall(r"^([A-Z_][A-Z0-9_]*)=$", template, re.MULTILINE))
+    assert empty <= required, sorted(empty - required)
+
+
+def test_no_shouwang_service_reads_the_whole_env_file():
+    raw = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    for name in SHOUWANG_SERVICES:
+        files = raw[name].get("env_file") or []
+        files = [files] if isinstance(files, str | dict) else files
+        paths = [(ROOT / (f["path"] if isinstance(f, dict) else f)).resolve() for f in files]
+        assert (ROOT / ".env").resolve() not in paths, name
+        assert all(p.is_relative_to(ROOT / "deploy") for p in paths), (name, paths)
+    assert "env_file" not in raw["migrate"]  # the schema upgrade needs the database URL only
+
+
+def test_the_shared_tuning_file_holds_no_secret_and_nothing_compose_sets(tmp_path):
+    services = resolved_services(tmp_path)
+    set_by_compose = set(services["ingest"]["environment"]) | set(services["api"]["environment"])
+    example = set((ROOT / ".env.example").read_text().splitlines())
+    text = TUNING_FILE.read_text()
+    names = re.findall(r"^#?SHOUWANG_([A-Z0-9_]+)=", text, re.MULTILINE)
+    assert names, "deploy/shouwang.env lists the settings one may change"
+    for name in names:
+        field = Settings.model_fields.get(name.lower())
+        assert field is not None, f"SHOUWANG_{name} is not a setting"
+        assert field.annotation not in (SecretStr, SecretStr | None), f"SHOUWANG_{name} is a secret"
+        assert name.lower() not in {"database_url", "webhook_urls"}, f"SHOUWANG_{name} can carry a secret"
+        assert f"SHOUWANG_{name}" not in set_by_compose, f"compose sets SHOUWANG_{name}: the file's value is ignored"
+    for line in text.splitlines():
+        if line.startswith("#SHOUWANG_"):  # the defaults shown are .env.example's, generated from the settings
+            assert line in example, line
+    assert not any(v in text for v in ALL_SECRETS.values())

@@ -272,3 +272,46 @@ def test_demo_mode_runs_with_dev_defaults(tmp_path, registry_file, mosquitto):
     finally:
         code, err = _stop(proc)
     assert code == 0 and "demo mode" in err
+
+
+# ------------------------------------------------------------------ the roles with only what compose gives them
+def _as_on_this_host(container_env: dict, replace: dict[str, str]) -> dict[str, str]:
+    """A container's environment from `docker compose config`, with its in-network addresses made local."""
+    assert set(replace) <= set(container_env), sorted(set(replace) - set(container_env))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOUWANG_")}
+    env.update({k: str(v) for k, v in container_env.items()}, **replace)
+    return env
+
+
+def test_migrate_api_and_ingest_start_with_only_the_environment_compose_gives_them(tmp_path, registry_file,
+                                                                                   mosquitto, pg_url):
+    from test_deploy_compose import SECRETS, resolved_services
+
+    services = resolved_services(tmp_path)
+    database = pg_url.rsplit("/", 1)[1]  # trust auth: the password compose puts in the URL is not checked here
+    local_db = f"postgresql://postgres:{SECRETS['POSTGRES_PASSWORD']}@127.0.0.1:5432/{database}"
+    assert services["migrate"]["environment"]["SHOUWANG_DATABASE_URL"].endswith("@postgres:5432/shouwang")
+    migrate = _as_on_this_host(services["migrate"]["environment"], {"SHOUWANG_DATABASE_URL": local_db})
+    proc = subprocess.run([sys.executable, "-m", "shouwang.cli", *services["migrate"]["command"][1:]], env=migrate,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    current = subprocess.run([sys.executable, "-m", "shouwang.cli", "db", "current"], env=migrate,
+                             capture_output=True, text=True, timeout=60, check=False)
+    assert current.returncode == 0 and "behind" not in current.stdout, current.stdout + current.stderr
+
+    api_port, ingest_port = free_port(), free_port()
+    running = {"SHOUWANG_DATABASE_URL": local_db, "SHOUWANG_REGISTRY_FILE": str(registry_file),
+               "SHOUWANG_API_HOST": "127.0.0.1"}
+    api = _run(_as_on_this_host(services["api"]["environment"], {**running, "SHOUWANG_API_PORT": str(api_port)}),
+               "api")
+    ingest = _run(_as_on_this_host(services["ingest"]["environment"], {
+        **running, "SHOUWANG_API_PORT": str(ingest_port), "SHOUWANG_MQTT_HOST": "127.0.0.1",
+        "SHOUWANG_MQTT_PORT": str(mosquitto.port), "SHOUWANG_INFLUXDB_URL": f"http://127.0.0.1:{free_port()}",
+        "SHOUWANG_STATE_SNAPSHOT": str(tmp_path / "state.npz")}), "ingest")
+    try:
+        assert _until(lambda: _get(f"http://127.0.0.1:{api_port}/api/health/ready") == 200, timeout=60)
+        assert _get(f"http://127.0.0.1:{api_port}/api/households") == 401  # the API itself, behind its login
+        assert _until(lambda: _get(f"http://127.0.0.1:{ingest_port}/api/health/ready") == 200, timeout=60)
+    finally:
+        codes = [_stop(api), _stop(ingest)]
+    assert [c for c, _ in codes] == [0, 0], [e[-2000:] for _, e in codes]
