@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from accounts_support import PASSWORD, make_user
+from conftest import _postgres_url
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api import create_app
 from shouwang.accounts import UserRole
+from shouwang.away import AwayPeriod
 from shouwang.clock import ManualClock
 from shouwang.domain import (
     AlertCategory,
@@ -107,9 +112,26 @@ def _finding(category: AlertCategory, since: int, severity: Severity = Severity.
     return Finding(category, "test", severity, since, reason, **subject)
 
 
-def build_world(path: str) -> World:
-    """A store at ``path`` (SQLite) with the registry, readings, accounts and alerts; the app over it."""
-    store = open_store(f"sqlite:///{path}")
+BACKENDS = ("sqlite", "postgresql")
+
+
+@contextmanager
+def database(backend: str, directory: Path) -> Iterator[str]:
+    """The URL of a fresh database: a SQLite file in ``directory``, or a new PostgreSQL database, dropped after."""
+    if backend == "sqlite":
+        yield f"sqlite:///{directory}/pages.db"
+        return
+    urls = _postgres_url()  # skips the test without PostgreSQL (fails it in CI)
+    try:
+        yield next(urls)
+    finally:
+        next(urls, None)
+
+
+def build_world(where: str) -> World:
+    """A store at ``where`` (a database URL, or a SQLite file's path) with the registry, readings, accounts and
+    alerts; the app over it."""
+    store = open_store(where if "://" in where else f"sqlite:///{where}")
     store.upsert_registry(REGISTRY)
     data = readings()
     store.write_readings(data)
@@ -158,3 +180,36 @@ def session_client(app: FastAPI, user_id: str) -> tuple[TestClient, str]:
     home = client.get(r.headers["location"])
     csrf = re.search(r'name="csrf" value="([^"]+)"', home.text).group(1)  # type: ignore[union-attr]
     return client, csrf
+
+
+CITY_SIZE = 10_000
+CITY_GRIDS = 20
+CITY_ALERTS = ("C00001", "C05001", "C09991", "C09993", "C09995", "C09997", "C09999")  # unacknowledged, critical
+CITY_AWAY = ("C00003", "C00005", "C07777")
+# households with an even number have readings (ok); the others have none yet (no data)
+
+
+def city_household(i: int) -> Household:
+    """The i-th household (1-based) of the large street office: grid g01…g20, 500 households each."""
+    grid = f"g{(i - 1) // (CITY_SIZE // CITY_GRIDS) + 1:02d}"
+    return Household(f"C{i:05d}", "city", f"Resident {i}", f"{grid} Lane {i}", grid)
+
+
+def build_city(where: str) -> World:
+    """A street office of 10,000 households (one bulk registry upsert) with a manager; the app over it."""
+    store = open_store(where)
+    households = tuple(city_household(i) for i in range(1, CITY_SIZE + 1))
+    meters = tuple(Meter(f"{h.id}-W", h.id, MeterKind.WATER, f"GW-{h.grid}") for h in households)
+    registry = Registry(communities=(Community("city", "Big street office"),),
+                        gateways=tuple(Gateway(f"GW-g{g:02d}", "city") for g in range(1, CITY_GRIDS + 1)),
+                        households=households, meters=meters)
+    store.upsert_registry(registry)
+    make_user(store, "city-manager", UserRole.MANAGER, communities=("city",), language="en")
+    ids = {h: store.open_alert(_finding(AlertCategory.INACTIVITY, NOW - 30 * 3600, household=h),  # type: ignore[union-attr]
+                               NOW - 3600).id for h in CITY_ALERTS}
+    for h in CITY_AWAY:
+        store.add_away(AwayPeriod(h, NOW - DAY, NOW + 3 * DAY, "family"))
+    state = HouseholdState(registry, started_at=NOW - DAY)
+    state.apply([Reading(f"C{i:05d}-W", NOW - 600, 10.0) for i in range(2, CITY_SIZE + 1, 2)])
+    clock = ManualClock(NOW)
+    return World(store, create_app(store, state, clock), clock, ids)

@@ -233,3 +233,29 @@ def test_family_member_sees_their_relative_in_english(open_context, base_url, wo
     assert cards == [world.alerts["h003"]]
     assert "Water running" in page.content() and "My open alerts" in page.content()
     _shot(page, "phone-list-family-en")
+
+
+def test_manager_pages_forward_through_the_dashboard(open_context, base_url, world):
+    page = open_context().new_page()
+    _login(page, base_url, "manager", "?next=/dashboard%3Fper%3D2")
+    assert page.url.endswith("/dashboard?per=2")
+    ids = "rs => rs.map(r => r.dataset.household)"
+    first = page.locator("[data-household]").evaluate_all(ids)
+    assert len(first) == 2 and page.get_by_test_id("range").first.inner_text() == "第 1–2 户，共 3 户"
+    page.locator("[data-testid=pager-top] a[rel=next]").click()
+    page.wait_for_url("**/dashboard?per=2&page=2")
+    second = page.locator("[data-household]").evaluate_all(ids)
+    assert sorted(first + second) == ["H001", "H002", "H003"]  # every household once, over the two pages
+    assert page.get_by_test_id("range").first.inner_text() == "第 3–3 户，共 3 户"
+    assert page.locator("[data-testid=pager-top] a[rel=next]").count() == 0
+    _shot(page, "dashboard-page-2-zh")
+
+    page.select_option("select[name=grid]", "qingdao-a/g1")  # the filter form keeps the page size
+    page.click("form.filters button[type=submit]")
+    page.wait_for_url("**/dashboard?grid=qingdao-a%2Fg1&status=&q=&per=2")
+    assert sorted(page.locator("[data-household]").evaluate_all(ids)) == ["H001", "H002"]
+    page.goto(f"{base_url}/dashboard?grid=qingdao-a/g1&per=1")
+    page.locator("[data-testid=pager-top] a[rel=next]").click()
+    page.wait_for_url("**/dashboard?grid=qingdao-a%2Fg1&per=1&page=2")  # the grid survives paging
+    assert len(page.locator("[data-household]").evaluate_all(ids)) == 1
+    assert page.locator("select[name=grid]").input_value() == "qingdao-a/g1"

@@ -149,6 +149,8 @@ ROUTES: dict[tuple[str, str], tuple[str, dict | None]] = {
     ("GET", "/dashboard"): ("/dashboard?q=Liu", None),
     ("GET", "/dashboard/households/{household_id}"): ("/dashboard/households/H010", None),
     ("POST", "/dashboard/households/{household_id}/away"): ("/dashboard/households/H010/away", {}),
+    ("POST", "/dashboard/households/{household_id}/away/{period_id}/end"): (
+        "/dashboard/households/H010/away/{away_b}/end", {}),
     ("GET", "/dashboard/alerts/{alert_id}"): ("/dashboard/alerts/{b}", None),
     ("GET", "/dashboard/reports"): ("/dashboard/reports", None),
     ("GET", "/m"): ("/m", None),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 from typing import Annotated
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Query, Request
@@ -23,43 +24,75 @@ from shouwang.accounts import Permission
 from shouwang.away import AwayPeriod
 from shouwang.domain import MeterKind
 from shouwang.reports import figures, gather_cases
-from storage import Store
+from storage import NotFound, Store
 
 router = APIRouter(include_in_schema=False)
 
 Filter = Annotated[str, Query(max_length=200)]
+PAGE_SIZE = 100  # rows of the dashboard per page unless ?per= asks for another size
+MAX_PAGE_SIZE = 500  # the largest ?per= (a page of 500 rows still renders at once in a browser)
 WATER_ACTIVITY_L = 1.0  # the project's activity rule: 1 L of water (SHOUWANG_WATER_ACTIVITY_M3)
 MARGIN_KW = 0.05
 
 
 @router.get("/dashboard")
 def dashboard(request: Request, store: StoreDep, state: StateDep, scope: ReadScope, principal: PrincipalDep,
-              now: NowDep, grid: Filter = "", status: Filter = "", q: Filter = "") -> Response:
-    """Every household in scope at a glance, with filters by grid and status and a search."""
+              now: NowDep, grid: Filter = "", status: Filter = "", q: Filter = "", page: Filter = "",
+              per: Filter = "") -> Response:
+    """Every household in scope at a glance, a page at a time, with filters by grid and status and a search."""
     rows = household_rows(store, state, scope, now)
     communities = {c.id: c.name or c.id for c in store.communities()}
     grids = sorted({f"{r.household.community}/{r.household.grid}" for r in rows})
-    counts = Counter(r.status for r in rows)
     errors = []
     if grid and grid not in grids:
         errors.append(("grid", grid))
     if status and status not in PAGE_STATUSES:
         errors.append(("status", status))
+    filtered = not errors  # a bad filter shows everything, with the message, rather than a guess
     shown = rows
-    if not errors:
+    if filtered:
         if grid:
             shown = [r for r in shown if f"{r.household.community}/{r.household.grid}" == grid]
-        if status:
-            shown = [r for r in shown if r.status == status]
         if q.strip():
             needle = q.strip().casefold()
             shown = [r for r in shown if any(needle in f.casefold() for f in
                                              (r.household.id, r.household.name, r.household.address))]
+    counts = Counter(r.status for r in shown)  # over grid and search, so each count is what its link shows
+    if filtered and status:
+        shown = [r for r in shown if r.status == status]
+    size = _whole(per, 1, MAX_PAGE_SIZE) if per else PAGE_SIZE
+    if size is None:
+        errors.append(("per", per))
+    size = size or PAGE_SIZE
+    pages = max(1, -(-len(shown) // size))
+    number = _whole(page, 1, pages) if page else 1
+    if number is None:
+        errors.append(("page", page))
+    number = number or 1
     order = {s: i for i, s in enumerate(PAGE_STATUSES)}
     shown = sorted(shown, key=lambda r: (order.get(r.status, 9), r.household.id))
-    return render(request, "dashboard.html", principal, status=422 if errors else 200, rows=shown,
-                  total=len(rows), counts=counts, statuses=PAGE_STATUSES, grids=grids, communities=communities,
-                  grid=grid, status_filter=status, q=q, errors=errors)
+    first = (number - 1) * size
+    keep = {"grid": grid, "status": status, "q": q} if filtered else {}
+    keep["per"] = str(size) if size != PAGE_SIZE else ""
+    return render(request, "dashboard.html", principal, status=422 if errors else 200,
+                  rows=shown[first:first + size], total=len(rows), matching=len(shown), counts=counts,
+                  statuses=PAGE_STATUSES, grids=grids, communities=communities, grid=grid, status_filter=status,
+                  q=q, errors=errors, page=number, pages=pages, first=first + 1 if shown else 0,
+                  last=min(first + size, len(shown)), per=keep["per"], max_per=MAX_PAGE_SIZE,
+                  status_link=lambda s: _query({**keep, "status": s}),
+                  page_link=lambda n: _query({**keep, "page": str(n) if n > 1 else ""}))
+
+
+def _whole(text: str, low: int, high: int) -> int | None:
+    """``text`` as a whole number from ``low`` to ``high``, or None."""
+    text = text.strip()
+    return int(text) if text.isascii() and text.isdigit() and low <= int(text) <= high else None
+
+
+def _query(params: dict[str, str]) -> str:
+    """The dashboard's address with the non-empty parameters."""
+    kept = {k: v for k, v in params.items() if v}
+    return "/dashboard" + (f"?{urlencode(kept)}" if kept else "")
 
 
 def _hour_ticks(series: Series, zone: str, t: Translator) -> list[Tick]:
@@ -138,12 +171,15 @@ def _household_page(request, store, state, scope, principal, now, household_id, 
                                (t("active"), t("quiet"), t("no_data")))
     alerts = store.alerts(household=household.id, limit=50)
     away = store.away_periods(household.id)
+    every_away = store.away_periods(household.id, include_cancelled=True)
+    withdrawn = {p.id for p in every_away} - {p.id for p in away}  # ended early (DELETE /api/away/{id})
     gateways = sorted({m.gateway for m in meters})
     statuses = {s.gateway: s for s in store.gateway_statuses() if s.gateway in gateways}
     device_alerts = index.for_gateways(gateways)
     return render(request, "household.html", principal, status=status, h=household, view=view,
                   shown_status=shown_status, zone=zone, charts=charts, grid_chart=grid_chart, alerts=alerts,
-                  away=away, gateways=gateways, gateway_statuses=statuses, device_alerts=device_alerts,
+                  away=every_away, withdrawn=withdrawn, gateways=gateways, gateway_statuses=statuses,
+                  device_alerts=device_alerts,
                   contacts=contacts(store, household), events=_events(store, household.id, alerts, away),
                   error=error, form=form or {}, done=request.query_params.get("done"),
                   can_away=principal.user.can(Permission.AWAY), here=f"/dashboard/households/{household.id}")
@@ -167,6 +203,21 @@ def register_away(household_id: str, request: Request, store: StoreDep, state: S
     source = "worker" if principal.user.role == "worker" else "family"
     store.add_away(AwayPeriod(household.id, now, until, source, note.strip()))
     return redirect(f"/dashboard/households/{household.id}", "away_saved")
+
+
+@router.post("/dashboard/households/{household_id}/away/{period_id}/end")
+def end_away(household_id: str, period_id: int, request: Request, store: StoreDep, state: StateDep,
+             scope: AwayScope, principal: PrincipalDep, now: NowDep) -> Response:
+    """End an active or future absence now (she came back early): what DELETE /api/away/{id} does."""
+    household = visible_household(store, scope, household_id)
+    period = next((p for p in store.away_periods(household.id, include_cancelled=True) if p.id == period_id), None)
+    if period is None:
+        raise NotFound(f"away period {period_id} not found")
+    ongoing = any(p.id == period_id for p in store.away_periods(household.id))
+    if not ongoing or (period.end is not None and period.end <= now):
+        return _household_page(request, store, state, scope, principal, now, household_id, 409, "err_away_over")
+    store.cancel_away(period_id, now)
+    return redirect(f"/dashboard/households/{household.id}", "done_away_ended")
 
 
 @router.get("/dashboard/alerts/{alert_id}")
