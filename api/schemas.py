@@ -223,6 +223,7 @@ class AwayPublic(_Public):
     end: UtcTime | None = None
     source: str
     note: str
+    cancelled_at: UtcTime | None = None  # set when the absence was ended early by hand
 
 
 class RejectionPublic(_Public):

@@ -16,6 +16,7 @@ class AwayPeriod:
     source: str = ""  # "family", "worker", "household", "alert:<id>", "replay"
     note: str = ""
     id: int | None = None
+    cancelled_at: int | None = None  # when it was withdrawn (ended early by hand); None: it stands
 
 
 RETURN_GRACE_S = 3600  # use within this long after the start is the leaving itself, not a return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -469,7 +470,7 @@ class SqlStore(EscalationStoreMixin, AccountStoreMixin):
     # ---------------------------------------------------------------- away periods
     @staticmethod
     def _away(r: Any) -> AwayPeriod:
-        return AwayPeriod(r.household, r.start, r.end, r.source, r.note, r.id)
+        return AwayPeriod(r.household, r.start, r.end, r.source, r.note, r.id, r.cancelled_at)
 
     def add_away(self, period: AwayPeriod) -> AwayPeriod:
         """Register an absence; the household must exist."""
@@ -502,4 +503,4 @@ class SqlStore(EscalationStoreMixin, AccountStoreMixin):
             if r is None or r.cancelled_at is not None:
                 raise NotFound(f"away period {period_id} not found")
             conn.execute(update(t.away_periods).where(t.away_periods.c.id == period_id).values(cancelled_at=at))
-        return self._away(r)
+        return replace(self._away(r), cancelled_at=at)

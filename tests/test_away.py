@@ -91,7 +91,9 @@ def test_away_requires_a_known_household_and_end_after_start(api):
     r = api.post("/api/away", json={"household": "H1", "start": iso(STOP), "end": iso(STOP - H)})
     assert r.status_code == 422
     created = api.post("/api/away", json={"household": "H2"}).json()
-    assert api.delete(f"/api/away/{created['id']}").status_code == 200
+    assert created["cancelled_at"] is None
+    ended = api.delete(f"/api/away/{created['id']}")
+    assert ended.status_code == 200 and ended.json()["cancelled_at"] is not None  # the row as it now stands
     assert api.get("/api/away?active=true").json() == []
     assert api.delete(f"/api/away/{created['id']}").status_code == 404
 
