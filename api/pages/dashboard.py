@@ -133,8 +133,12 @@ def _events(store: Store, household: str, alerts: list, away: list) -> list[tupl
         out += [(e.at, e.kind, e.actor, f"#{a.id} {e.detail}".strip()) for e in store.alert_events(a.id)
                 if e.kind in ("opened", "acknowledged", "cleared", "resolved", "reopened", "sla_missed", "tier")]
     for p in away:
+        if p.cancelled_at is not None and p.cancelled_at <= p.start:
+            continue  # withdrawn before it began: it never happened
         out.append((p.start, "away", p.source, p.note))
-        if p.end:
+        if p.cancelled_at is not None and (p.end is None or p.cancelled_at < p.end):
+            out.append((p.cancelled_at, "back", p.source, ""))  # ended early by hand
+        elif p.end:
             out.append((p.end, "back", p.source, ""))
     return sorted(out, key=lambda e: e[0], reverse=True)[:40]
 
@@ -170,9 +174,8 @@ def _household_page(request, store, state, scope, principal, now, household_id, 
     grid_chart = activity_grid(_activity(hourly, base, zone), t("activity_timeline"),
                                (t("active"), t("quiet"), t("no_data")))
     alerts = store.alerts(household=household.id, limit=50)
-    away = store.away_periods(household.id)
     every_away = store.away_periods(household.id, include_cancelled=True)
-    withdrawn = {p.id for p in every_away} - {p.id for p in away}  # ended early (DELETE /api/away/{id})
+    withdrawn = {p.id for p in every_away if p.cancelled_at is not None}  # ended early (DELETE /api/away/{id})
     gateways = sorted({m.gateway for m in meters})
     statuses = {s.gateway: s for s in store.gateway_statuses() if s.gateway in gateways}
     device_alerts = index.for_gateways(gateways)
@@ -180,7 +183,7 @@ def _household_page(request, store, state, scope, principal, now, household_id, 
                   shown_status=shown_status, zone=zone, charts=charts, grid_chart=grid_chart, alerts=alerts,
                   away=every_away, withdrawn=withdrawn, gateways=gateways, gateway_statuses=statuses,
                   device_alerts=device_alerts,
-                  contacts=contacts(store, household), events=_events(store, household.id, alerts, away),
+                  contacts=contacts(store, household), events=_events(store, household.id, alerts, every_away),
                   error=error, form=form or {}, done=request.query_params.get("done"),
                   can_away=principal.user.can(Permission.AWAY), here=f"/dashboard/households/{household.id}")
 
@@ -213,8 +216,7 @@ def end_away(household_id: str, period_id: int, request: Request, store: StoreDe
     period = next((p for p in store.away_periods(household.id, include_cancelled=True) if p.id == period_id), None)
     if period is None:
         raise NotFound(f"away period {period_id} not found")
-    ongoing = any(p.id == period_id for p in store.away_periods(household.id))
-    if not ongoing or (period.end is not None and period.end <= now):
+    if period.cancelled_at is not None or (period.end is not None and period.end <= now):
         return _household_page(request, store, state, scope, principal, now, household_id, 409, "err_away_over")
     store.cancel_away(period_id, now)
     return redirect(f"/dashboard/households/{household.id}", "done_away_ended")
