@@ -75,3 +75,14 @@ def store(tmp_path) -> Iterator[SqlStore]:
     s = open_store(f"sqlite:///{tmp_path}/shouwang.db")
     yield s
     s.close()
+
+
+@pytest.fixture
+def own_mosquitto(tmp_path):
+    """A Mosquitto of the test's own on a free port (accounts, ACL, persistence), for tests that stop or restart it."""
+    from faults_support import Mosquitto
+
+    broker = Mosquitto(tmp_path / "mosquitto")
+    broker.start()
+    yield broker
+    broker.stop()

@@ -95,13 +95,17 @@ def test_ntfy_to_a_local_server(receiver, debug_logs):
     assert_no_secret(debug_logs, channel.name)
 
 
-@pytest.mark.parametrize("url,endpoint", [
-    ("wecombot://s3cr3tKEYabc", "/cgi-bin/webhook/send?key={key}"),
-    ("dingtalk://s3cr3tTOKENabc/", "/robot/send?access_token={token}"),
-    ("feishu://s3cr3tTOKENabc", "/open-apis/bot/v2/hook/{token}/"),
-])
+BOTS = {  # scheme → (a URL whose key holds the secret, the plugin's platform address with its placeholder)
+    "wecombot": ("wecombot://s3cr3tKEYabc", "/cgi-bin/webhook/send?key={key}"),
+    "dingtalk": ("dingtalk://s3cr3tTOKENabc/", "/robot/send?access_token={token}"),
+    "feishu": ("feishu://s3cr3tTOKENabc", "/open-apis/bot/v2/hook/{token}/"),
+    "lark": ("lark://s3cr3tTOKENabc", "/open-apis/bot/v2/hook/"),
+}
+
+
+@pytest.mark.parametrize("url,endpoint", BOTS.values())
 def test_chinese_group_bots_through_the_real_plugins(receiver, debug_logs, monkeypatch, url, endpoint):
-    """apprise's WeCom, DingTalk and Feishu plugins, with only their fixed platform address pointed at the
+    """apprise's WeCom, DingTalk, Feishu and Lark plugins, with only their fixed platform address pointed at the
     local receiver: the payload the platform would get, and the key (in the URL's path or query) kept out of
     the logs."""
     plugin_class = type(apprise.Apprise.instantiate(url))
@@ -175,12 +179,6 @@ def test_unusable_urls_fail_at_construction_without_leaking(debug_logs, url):
     assert_no_secret(debug_logs, str(exc.value))
 
 
-BOTS = {  # scheme → (a URL whose key holds the secret, the plugin's platform address with its placeholder)
-    "wecombot": ("wecombot://s3cr3tKEYabc", "/cgi-bin/webhook/send?key={key}"),
-    "dingtalk": ("dingtalk://s3cr3tTOKENabc/", "/robot/send?access_token={token}"),
-    "feishu": ("feishu://s3cr3tTOKENabc", "/open-apis/bot/v2/hook/{token}/"),
-    "lark": ("lark://s3cr3tTOKENabc", "/open-apis/bot/v2/hook/"),
-}
 
 
 @pytest.mark.parametrize("scheme,reply,outcome", [

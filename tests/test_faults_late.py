@@ -12,9 +12,8 @@ import time
 import uuid
 
 import orjson
-import pytest
 from conftest import small_registry
-from faults_support import Mosquitto, wait_until
+from faults_support import wait_until
 from timelines import DAY0, FRIDGE_KW, H, household_readings, normal_kw, normal_water, switch
 
 from shouwang.clock import ManualClock
@@ -27,18 +26,10 @@ UPLOAD_H = 18  # 02:00 in Shanghai: each upload carries the readings since the p
 H3_STOPS = DAY0 + 16 * 24 * H + 2 * H  # day 16, 10:00 local: only the fridge from then on
 
 
-@pytest.fixture
-def broker(tmp_path):
-    b = Mosquitto(tmp_path / "mosquitto", persistence=False)
-    b.start()
-    yield b
-    b.stop()
-
-
-def test_daily_uploads_are_judged_in_event_time(tmp_path, broker):
+def test_daily_uploads_are_judged_in_event_time(tmp_path, own_mosquitto):
     registry = small_registry(4, per_gateway=2)
-    settings = Settings(mqtt_port=broker.port, mqtt_username=broker.accounts["service"][0],
-                        mqtt_password=broker.accounts["service"][1], mqtt_client_id=f"late-{uuid.uuid4().hex[:6]}",
+    settings = Settings(mqtt_port=own_mosquitto.port, mqtt_username=own_mosquitto.accounts["service"][0],
+                        mqtt_password=own_mosquitto.accounts["service"][1], mqtt_client_id=f"late-{uuid.uuid4().hex[:6]}",
                         mqtt_clean_session=True, tick_s=3600, meter_silence_h=30)
     clock = ManualClock(DAY0)
     svc = Service(settings, open_store(f"sqlite:///{tmp_path}/late.db"), registry, clock, watchers=[])
@@ -51,8 +42,8 @@ def test_daily_uploads_are_judged_in_event_time(tmp_path, broker):
         else:
             readings += household_readings(hh, DAY0, end)
     gateway_of = {m.id: m.gateway for m in registry.meters}
-    gw = broker.client("gateway", f"nbiot-{uuid.uuid4().hex[:6]}", clean_session=True)
-    gw.connect("127.0.0.1", broker.port)
+    gw = own_mosquitto.client("gateway", f"nbiot-{uuid.uuid4().hex[:6]}", clean_session=True)
+    gw.connect("127.0.0.1", own_mosquitto.port)
     gw.loop_start()
     svc.start()
     try:
