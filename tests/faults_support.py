@@ -42,9 +42,10 @@ def wait_until(predicate, timeout: float, what: str, poll: float = 0.05) -> None
 class Mosquitto:
     """A real Mosquitto on a free port, as deploy/mosquitto/mosquitto.conf has it: persistent, password
     accounts (``service`` for Shouwang, ``gateway`` for the publishers), limits that never drop a QoS 1
-    message for an offline persistent session."""
+    message for an offline persistent session. ``inflight``: unacknowledged QoS 1 messages it sends a client
+    before it waits for acknowledgements."""
 
-    def __init__(self, workdir: Path, persistence: bool = True, anonymous: bool = False) -> None:
+    def __init__(self, workdir: Path, persistence: bool = True, anonymous: bool = False, inflight: int = 1000) -> None:
         self.port = free_port()
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
@@ -55,7 +56,7 @@ class Mosquitto:
         self.conf = workdir / "mosquitto.conf"
         lines = [f"listener {self.port} 127.0.0.1", f"allow_anonymous {str(anonymous).lower()}",
                  f"password_file {passwd}", "user root",
-                 "max_queued_messages 1000000", "max_inflight_messages 1000",
+                 "max_queued_messages 1000000", f"max_inflight_messages {inflight}",
                  f"log_dest file {workdir / 'mosquitto.log'}"]
         if persistence:
             lines += ["persistence true", f"persistence_location {workdir}/", "autosave_interval 1800"]
