@@ -557,7 +557,7 @@ def count_messages(svc, counter) -> list[float]:
     """Note when the first message reaches the service, and count acknowledgements for the publisher's
     pacing: the broker holds every message it has sent until the acknowledgement (sent only after the
     store commits), so pacing on anything earlier lets the broker's queue overflow and drop messages."""
-    inner, inner_ack = svc.ingest.client.on_message, svc.writer.acknowledge  # QoS 1: acknowledged per batch
+    inner, inner_ack = svc.ingest.client.on_message, svc.ingest.client.ack
     first: list[float] = []
 
     def on_message(client, userdata, msg):
@@ -565,12 +565,13 @@ def count_messages(svc, counter) -> list[float]:
             first.append(time.perf_counter())
         inner(client, userdata, msg)
 
-    def acknowledge(mids):
-        inner_ack(mids)
-        counter.value += len(mids)
+    def ack(mid, qos):
+        rc = inner_ack(mid, qos)
+        counter.value += 1
+        return rc
 
     svc.ingest.client.on_message = on_message
-    svc.writer.acknowledge = acknowledge
+    svc.ingest.client.ack = ack
     return first
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import struct
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -18,7 +17,6 @@ from shouwang.clock import Clock
 from shouwang.domain import Rejection
 
 log = logging.getLogger(__name__)
-_PUBACK = struct.Struct("!BBH")  # fixed header (PUBACK, remaining length 2) and the message id: MQTT 3.1.1 and 5
 
 
 class MqttIngest:
@@ -67,7 +65,6 @@ class MqttIngest:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
-        writer.acknowledge = self._acknowledge
 
     def start(self) -> None:
         self.client.connect_async(self.host, self.port, keepalive=30)
@@ -104,19 +101,6 @@ class MqttIngest:
         ok = done.wait(timeout)
         self.client.unsubscribe(topic)  # keep the persistent session as it was
         return ok
-
-    def _acknowledge(self, mids: list[int]) -> None:
-        """PUBACK a stored batch's QoS 1 messages in one write to the socket.
-
-        ``Client.ack`` queues one packet per message and wakes paho's network thread once per message. Here the
-        PUBACKs go out as one buffer through the same internal queue ``ack`` uses (``_packet_queue``), which
-        paho-mqtt 2.x has. Without it, each message is acknowledged through ``ack`` as before."""
-        queue_packet = getattr(self.client, "_packet_queue", None)
-        if queue_packet is None:
-            for mid in mids:
-                self.client.ack(mid, 1)
-            return
-        queue_packet(mqtt.PUBACK, b"".join(_PUBACK.pack(mqtt.PUBACK, 2, mid) for mid in mids), 0, 1)
 
     def _on_subscribe(self, _c: Any, _u: Any, mid: int, _codes: Any, _p: Any) -> None:
         with self._barrier_lock:
@@ -166,11 +150,8 @@ class MqttIngest:
         for rej in result.rejections:
             log.info("rejected %s on %s: %s | %s", rej.reason, msg.topic, rej.detail, truncate(rej.payload, 200),
                      extra={"meter": rej.meter})
+        mid, qos = msg.mid, msg.qos
         try:
-            if msg.qos == 1:
-                self.writer.submit(Pending(result, mid=msg.mid))
-            else:  # QoS 0 needs no acknowledgement; QoS 2 (never subscribed to) goes through paho's own ack
-                mid, qos = msg.mid, msg.qos
-                self.writer.submit(Pending(result, (lambda: client.ack(mid, qos)) if qos else None))
+            self.writer.submit(Pending(result, (lambda: client.ack(mid, qos)) if qos > 0 else None))
         except Exception:
             log.exception("could not queue message from %s; it stays unacknowledged", msg.topic)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,11 +21,10 @@ LINGER_POLL_S = 0.002  # while a batch waits for more messages, how often the wr
 
 @dataclass(frozen=True, slots=True)
 class Pending:
-    """A handled message waiting to be stored; ``mid`` (acknowledged in bulk) or ``ack`` tells the broker we have it."""
+    """A handled message waiting to be stored; ``ack`` tells the broker we have it."""
 
     result: HandleResult
     ack: Callable[[], None] | None = None
-    mid: int = 0  # the QoS 1 message id to acknowledge through ``BatchWriter.acknowledge``; 0: none
 
 
 class BatchWriter:
@@ -47,25 +46,15 @@ class BatchWriter:
         queue_size: int = 10_000,
         gate: Callable[[], None] | None = None,
         on_applied: Callable[[], None] | None = None,
-        acknowledge: Callable[[list[int]], None] | None = None,
     ) -> None:
         self.store = store
-        self.acknowledge = acknowledge  # acknowledges a stored batch's message ids at once (MqttIngest sets it)
         self.on_applied = on_applied  # called after each batch is stored and in the state (wakes the detectors)
         self.gate = gate  # called before each batch is stored; blocks while an exporter lags (storage/influx.py)
         self.state = state
         self.stats = stats
         self.max_readings = max_readings
         self.max_delay_s = max_delay_s
-        # The hand-off is a deque (append and popleft are atomic) rather than a queue.Queue, whose lock and
-        # condition cost more per message than validating it; the writer is woken only when it may be waiting.
-        self.queue_size = queue_size
-        self._items: deque[Pending] = deque()
-        self._wake = threading.Event()  # set by submit when the deque was empty (the writer may be waiting)
-        self._room = threading.Condition()  # submit waits here while the deque is full
-        self._submitted = 0  # messages submitted (by the submitting thread only)
-        self._finished = 0  # messages stored and acknowledged (by the writer thread only)
-        self._progress = threading.Condition()  # notified after each batch (wait_idle)
+        self._queue: queue.Queue[Pending] = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="batch-writer", daemon=True)
 
@@ -73,24 +62,14 @@ class BatchWriter:
         self._thread.start()
 
     def submit(self, item: Pending) -> None:
-        """Queue a handled message; blocks when the queue is full (back-pressure on the broker).
-
-        One thread submits (paho's network thread); ``_submitted`` relies on that."""
-        items = self._items
-        if len(items) >= self.queue_size:
-            with self._room:
-                self._room.wait_for(lambda: len(items) < self.queue_size)
-        self._submitted += 1
-        was_empty = not items
-        items.append(item)
-        if was_empty:
-            self._wake.set()
+        """Queue a handled message; blocks when the queue is full (back-pressure on the broker)."""
+        self._queue.put(item)
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until everything submitted so far is stored (for tests and graceful shutdown)."""
-        target = self._submitted
-        with self._progress:
-            return self._progress.wait_for(lambda: self._finished >= target, timeout)
+        q = self._queue
+        with q.all_tasks_done:
+            return q.all_tasks_done.wait_for(lambda: q.unfinished_tasks == 0, timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Drain what is queued, store it, then stop."""
@@ -102,27 +81,23 @@ class BatchWriter:
             batch = self._collect()
             if batch:
                 self._flush(batch)
-                with self._progress:
-                    self._finished += len(batch)
-                    self._progress.notify_all()
+                for _ in batch:
+                    self._queue.task_done()
             elif self._stop.is_set():
                 return
 
     def _collect(self) -> list[Pending]:
-        self._wake.clear()  # before looking: a submit after this look sets it again
-        if not self._items and not self._wake.wait(0.1):
-            return []
-        take = self._items.popleft
         try:
-            first = take()
-        except IndexError:
+            first = self._queue.get(timeout=0.1)
+        except queue.Empty:
             return []
         batch, n = [first], len(first.result.readings)
         deadline = time.monotonic() + self.max_delay_s
+        take = self._queue.get_nowait
         while n < self.max_readings:
             try:
                 item = take()
-            except IndexError:
+            except queue.Empty:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -132,9 +107,6 @@ class BatchWriter:
                 continue
             batch.append(item)
             n += len(item.result.readings)
-        if len(self._items) < self.queue_size:
-            with self._room:
-                self._room.notify_all()  # a submit blocked on a full queue may go on
         return batch
 
     def _flush(self, batch: list[Pending]) -> None:
@@ -153,15 +125,12 @@ class BatchWriter:
         self.stats.add("duplicates", sum(p.result.duplicates for p in batch))
         for rej in rejections:
             self.stats.add(f"rejected.{rej.reason}")
-        mids = [p.mid for p in batch if p.mid]
-        try:
-            if mids and self.acknowledge is not None:
-                self.acknowledge(mids)
-            for p in batch:
-                if p.ack is not None:
+        for p in batch:
+            if p.ack is not None:
+                try:
                     p.ack()
-        except Exception:
-            log.exception("acknowledging stored messages failed; the broker will redeliver them")
+                except Exception:
+                    log.exception("acknowledging a stored message failed; the broker will redeliver it")
 
     def _store_all(self, readings: list[Reading], rejections: list[Rejection], statuses: list[GatewayStatus]) -> None:
         new = self.store.write_readings(readings)
