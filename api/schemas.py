@@ -49,7 +49,8 @@ class HouseholdStatus(StrEnum):
     """What a household needs: nothing, a welfare check, a device check, or data to begin with."""
 
     OK = "ok"
-    ALERT = "alert"
+    ALERT = "alert"  # a welfare case needs someone now: critical, still seen, not yet acknowledged
+    ATTENTION = "attention"  # every open welfare case is being handled, has cleared, or is only a warning
     DEVICE = "device"
     AWAY = "away"
     UNKNOWN = "unknown"

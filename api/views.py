@@ -8,7 +8,16 @@ from collections.abc import Iterable, Sequence
 from api.auth import Scope
 from api.schemas import AlertDetail, AlertEventPublic, HouseholdPublic, HouseholdStatus, MeterPublic
 from shouwang.away import AwayPeriod, active_away, index_by_household
-from shouwang.domain import UNITS, WELFARE_CATEGORIES, Alert, AlertCategory, AlertStatus, Household, Meter
+from shouwang.domain import (
+    UNITS,
+    WELFARE_CATEGORIES,
+    Alert,
+    AlertCategory,
+    AlertStatus,
+    Household,
+    Meter,
+    Severity,
+)
 from shouwang.state import HouseholdState, HouseholdSummary, MeterSummary
 from storage import NotFound, Store
 
@@ -21,8 +30,11 @@ def household_status(
 ) -> HouseholdStatus:
     """Status of one household from its live summary, its unresolved alerts and those of its gateways."""
     unresolved = [a for a in (*alerts, *gateway_alerts) if a.status is not AlertStatus.RESOLVED]
-    if any(a.category in WELFARE_CATEGORIES for a in unresolved):
-        return HouseholdStatus.ALERT
+    welfare = [a for a in unresolved if a.category in WELFARE_CATEGORIES]
+    if welfare:
+        urgent = any(a.severity is Severity.CRITICAL and a.cleared_at is None
+                     and a.status in (AlertStatus.OPEN, AlertStatus.NOTIFIED) for a in welfare)
+        return HouseholdStatus.ALERT if urgent else HouseholdStatus.ATTENTION
     if any(a.category is AlertCategory.DEVICE for a in unresolved) or (summary and summary.offline_gateways):
         return HouseholdStatus.DEVICE
     if away:

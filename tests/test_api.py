@@ -305,6 +305,8 @@ def test_acknowledge_then_resolve(client, store, clock):
     assert acked["acknowledged_at"] == iso(T0 + 5000)
     assert acked["timeline"][-1] == {"at": iso(T0 + 5000), "kind": "acknowledged", "actor": "Xiao Zhao",
                                      "detail": "calling her"}
+    assert client.get("/api/households/H001").json()["status"] == "attention"  # someone is on it
+    assert [h["id"] for h in client.get("/api/households", params={"status": "attention"}).json()] == ["H001"]
 
     clock.set(T0 + 6000)
     r = client.post(f"/api/alerts/{alert.id}/resolve", json={"outcome": "safe", "by": "Xiao Zhao",

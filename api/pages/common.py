@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
 from api.auth import Scope
-from api.schemas import HouseholdPublic, HouseholdStatus
+from api.schemas import HouseholdPublic
 from api.views import AlertIndex, household_public
 from shouwang.domain import (
-    WELFARE_CATEGORIES,
     Alert,
     AlertStatus,
     Household,
     Person,
-    Severity,
     Target,
 )
 from shouwang.state import HouseholdState
@@ -56,16 +53,6 @@ class AlertView:
     map_query: str
 
 
-def page_status(view: HouseholdPublic, alerts: Sequence[Alert]) -> str:
-    """The dashboard's status: the API's, with `alert` split into `alert` (someone is needed now) and
-    `attention` (every welfare case is being handled, has cleared, or is only a warning)."""
-    if view.status is not HouseholdStatus.ALERT:
-        return view.status.value
-    urgent = any(a.category in WELFARE_CATEGORIES and a.severity is Severity.CRITICAL and a.cleared_at is None
-                 and a.status in (AlertStatus.OPEN, AlertStatus.NOTIFIED) for a in alerts)
-    return "alert" if urgent else "attention"
-
-
 def zones(store: Store) -> dict[str, str]:
     """Time zone of each community."""
     return {c.id: c.timezone for c in store.communities()}
@@ -83,7 +70,7 @@ def household_rows(store: Store, state: HouseholdState, scope: Scope, now: int) 
         if not scope.allows_household(h.id):
             continue
         view = household_public(h, meters[h.id], state, index)
-        rows.append(Row(h, view, page_status(view, index.for_household(h.id)), tz.get(h.community, DEFAULT_ZONE)))
+        rows.append(Row(h, view, view.status.value, tz.get(h.community, DEFAULT_ZONE)))
     return rows
 
 

@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from api.auth import AwayScope, ManageScope, PrincipalDep, ReadScope
 from api.deps import NowDep, StateDep, StoreDep
 from api.pages.charts import Tick, activity_grid, bar_chart
-from api.pages.common import DEFAULT_ZONE, PAGE_STATUSES, contacts, household_rows, page_status, zones
+from api.pages.common import DEFAULT_ZONE, PAGE_STATUSES, contacts, household_rows, zones
 from api.pages.i18n import Translator
 from api.pages.phone import MAX_NOTE, _expected_return, alert_page
 from api.pages.render import language_for, redirect, render
@@ -157,7 +157,7 @@ def _household_page(request, store, state, scope, principal, now, household_id, 
     meters = store.meters(household.id)
     index = AlertIndex(store.unresolved_alerts(), store.away_periods(household.id, active_at=now), now)
     view = household_public(household, meters, state, index)
-    shown_status = page_status(view, index.for_household(household.id))
+    shown_status = view.status.value
     t = Translator(language_for(request, principal))
     hourly, daily = household_usage(store, meters, now, zone)
     label_h = lambda ts: t.time(ts, zone)
