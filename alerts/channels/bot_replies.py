@@ -1,7 +1,8 @@
 """Group-bot replies (WeCom, DingTalk, Feishu, Lark): read the error code these platforms put in an HTTP 200 body.
 
 These platforms refuse a message (bad key, keyword or signature check failed, rate limit) with HTTP 200 and a
-non-zero code in the JSON body. apprise's plugins look at the HTTP status only, so apprise says "delivered".
+non-zero code in the JSON body. apprise's WeCom and DingTalk plugins look at the HTTP status only, so apprise
+says "delivered"; its Feishu and Lark plugins notice, but report the refusal like any other failure.
 This module records the replies that ``requests`` receives on the current thread while a capture is active,
 and ``refusal`` reads the platform's code from them.
 
