@@ -18,28 +18,28 @@ from shouwang.domain import (
     Meter,
     Severity,
 )
-from shouwang.state import HouseholdState, HouseholdSummary, MeterSummary
+from shouwang.state import HouseholdState, MeterSummary
 from storage import NotFound, Store
 
 SCAN_PAGE = 500
 
 
 def household_status(
-    summary: HouseholdSummary | None, alerts: Iterable[Alert], gateway_alerts: Iterable[Alert] = (),
-    away: bool = False,
+    heard: bool, offline: bool, alerts: Iterable[Alert], gateway_alerts: Iterable[Alert] = (), away: bool = False,
 ) -> HouseholdStatus:
-    """Status of one household from its live summary, its unresolved alerts and those of its gateways."""
+    """Status of one household: whether any of its meters was heard, whether a gateway of it is offline, its
+    unresolved alerts and those of its gateways, and whether an away period holds it."""
     unresolved = [a for a in (*alerts, *gateway_alerts) if a.status is not AlertStatus.RESOLVED]
     welfare = [a for a in unresolved if a.category in WELFARE_CATEGORIES]
     if welfare:
         urgent = any(a.severity is Severity.CRITICAL and a.cleared_at is None
                      and a.status in (AlertStatus.OPEN, AlertStatus.NOTIFIED) for a in welfare)
         return HouseholdStatus.ALERT if urgent else HouseholdStatus.ATTENTION
-    if any(a.category is AlertCategory.DEVICE for a in unresolved) or (summary and summary.offline_gateways):
+    if any(a.category is AlertCategory.DEVICE for a in unresolved) or offline:
         return HouseholdStatus.DEVICE
     if away:
         return HouseholdStatus.AWAY
-    if summary is None or all(m.last_ts is None for m in summary.meters):
+    if not heard:
         return HouseholdStatus.UNKNOWN
     return HouseholdStatus.OK
 
@@ -88,7 +88,9 @@ def household_public(
     live = {m.meter: m for m in summary.meters} if summary else {}
     own = index.for_household(household.id)
     away = index.away_for(household.id, summary.last_activity if summary else None)
-    status = household_status(summary, own, index.for_gateways(m.gateway for m in meters), away is not None)
+    heard = summary is not None and any(m.last_ts is not None for m in summary.meters)
+    status = household_status(heard, bool(summary and summary.offline_gateways), own,
+                              index.for_gateways(m.gateway for m in meters), away is not None)
     return HouseholdPublic(
         id=household.id, community=household.community, name=household.name, address=household.address,
         grid=household.grid, status=status,

@@ -604,6 +604,19 @@ class HouseholdState:
         used[~ok] = np.nan
         return used, ok
 
+    def overview(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every household at once, in household order: (last activity, NEVER if none; whether any of its meters
+        was heard; whether any of its meters' gateways is offline). What ``summary`` says of each, for a page of
+        thousands."""
+        with self.lock:
+            last = np.full(len(self.household_ids), NEVER, dtype=np.int64)
+            np.maximum.at(last, self.meter_household, self.last_activity)
+            heard = np.zeros(len(self.household_ids), dtype=bool)
+            heard[self.meter_household[self.last_ts != NEVER]] = True
+            offline = np.zeros(len(self.household_ids), dtype=bool)
+            offline[self.meter_household[~self.gateway_online[self.meter_gateway]]] = True
+        return last, heard, offline
+
     def summary(self, household: str) -> HouseholdSummary | None:
         """Live state of one household, or None if it is not registered."""
         h = self.household_index.get(household)

@@ -197,3 +197,21 @@ def test_one_litre_is_activity_despite_float_rounding():
     state = HouseholdState(small_registry())
     state.apply([Reading("H1-W", 1000, 36.412), Reading("H1-W", 1900, 36.413)])
     assert state.summary("H1").last_activity == 1900
+
+
+def test_overview_says_of_every_household_what_summary_says():
+    from shouwang.domain import GatewayStatus
+
+    registry = small_registry(8, 4)
+    state = HouseholdState(registry, started_at=START)
+    state.apply([r for r in _noisy_readings(days=2) if not r.meter.startswith(("H3-", "H7-E"))])  # H3 unheard
+    state.set_gateway_status(GatewayStatus("G2", False, START + 86_400))
+    last, heard, offline = state.overview()
+    seen = set()
+    for h, i in state.household_index.items():
+        s = state.summary(h)
+        assert (None if last[i] == NEVER else int(last[i])) == s.last_activity, h
+        assert bool(heard[i]) == any(m.last_ts is not None for m in s.meters), h
+        assert bool(offline[i]) == bool(s.offline_gateways), h
+        seen.add((bool(heard[i]), bool(offline[i])))
+    assert {(False, False), (True, False), (True, True)} <= seen  # the cases this checks all occur

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from api.auth import Scope
-from api.schemas import HouseholdPublic
-from api.views import AlertIndex, household_public
+from api.views import AlertIndex, household_status
 from shouwang.domain import (
     Alert,
     AlertStatus,
@@ -16,7 +15,7 @@ from shouwang.domain import (
     Person,
     Target,
 )
-from shouwang.state import HouseholdState
+from shouwang.state import NEVER, HouseholdState
 from storage import NotFound, Store
 
 DEFAULT_ZONE = "Asia/Shanghai"
@@ -25,12 +24,14 @@ PAGE_STATUSES = ("alert", "attention", "device", "away", "ok", "unknown")
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """A household on the dashboard: its record, its public view and the status shown."""
+    """A household on the dashboard: its record, the status shown and what its row says."""
 
     household: Household
-    view: HouseholdPublic
     status: str
     zone: str
+    last_activity: int | None
+    away_until: int | None
+    open_alerts: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,18 +60,26 @@ def zones(store: Store) -> dict[str, str]:
 
 
 def household_rows(store: Store, state: HouseholdState, scope: Scope, now: int) -> list[Row]:
-    """Every household in scope with its live status, ordered by id."""
-    meters = defaultdict(list)
+    """Every household in scope with its live status, ordered by id (the state read once, as arrays)."""
+    gateways = defaultdict(set)
     for m in store.meters():
-        meters[m.household].append(m)
+        gateways[m.household].add(m.gateway)
     index = AlertIndex(store.unresolved_alerts(), store.away_periods(active_at=now), now)
     tz = zones(store)
+    last, heard, offline = state.overview()
+    position = state.household_index
     rows = []
     for h in store.households():
         if not scope.allows_household(h.id):
             continue
-        view = household_public(h, meters[h.id], state, index)
-        rows.append(Row(h, view, view.status.value, tz.get(h.community, DEFAULT_ZONE)))
+        i = position.get(h.id)
+        act = None if i is None or last[i] == NEVER else int(last[i])
+        own = index.for_household(h.id)
+        away = index.away_for(h.id, act)
+        status = household_status(i is not None and bool(heard[i]), i is not None and bool(offline[i]), own,
+                                  index.for_gateways(gateways[h.id]), away is not None)
+        rows.append(Row(h, status.value, tz.get(h.community, DEFAULT_ZONE), act, away.end if away else None,
+                        len(own)))
     return rows
 
 
