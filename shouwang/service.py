@@ -29,6 +29,7 @@ from shouwang.state import ActivityModel, HouseholdState
 from storage.base import Store
 
 log = logging.getLogger(__name__)
+FEED_TRIM_EVERY_S = 60  # ingest deletes state-feed rows older than SHOUWANG_STATE_FEED_KEEP_S this often
 SWEEP_LOAD = 3.0  # a sweep starts at least 3x the last one's duration after it: sweeps take at most a third of the time
 
 
@@ -64,6 +65,7 @@ class Service:
     ) -> None:
         self.settings = settings
         self.store = store
+        store.feed = settings.state_feed  # each stored batch goes to the feed for api followers too
         self.shard = Shard(settings.shard_index, settings.shard_count)
         registry = self.shard.restrict(registry)  # a shard's worker holds and watches only its communities
         self.scope = None if self.shard.whole else AlertScope(registry)
@@ -199,6 +201,7 @@ class Service:
         stored meanwhile are in it); neither kind starts sooner than 3x the last sweep's duration after it.
         """
         last_save = last_start = time.monotonic()
+        last_trim = float("-inf")  # the state feed is trimmed at the first sweep, then every FEED_TRIM_EVERY_S
         while not self._stop.is_set():
             due, soonest = sweep_schedule(last_start, self.last_sweep_s, self.settings.tick_s,
                                           self.settings.sweep_debounce_s)
@@ -215,6 +218,9 @@ class Service:
                 if time.monotonic() - last_save >= self.settings.snapshot_every_s:
                     self.save_state()
                     last_save = time.monotonic()
+                if self.settings.state_feed and time.monotonic() - last_trim >= FEED_TRIM_EVERY_S:
+                    self.store.trim_feed(int(time.time() - self.settings.state_feed_keep_s))
+                    last_trim = time.monotonic()
             except Exception:
                 log.exception("detector sweep failed; trying again next tick")
 
@@ -249,11 +255,18 @@ class Service:
 class StateFollower:
     """`run --role api`: the pages' live household state, rebuilt from the store and kept in step by polling it.
 
-    Alerts never depend on it (they come from the ingest process); a reading stored more than ``LATE_S`` after
-    a newer one of any meter may be missed until the next restart.
+    Alerts never depend on it (they come from the ingest process). Two ways to keep in step:
+    * by default each refresh re-reads the readings of the last ``LATE_S`` of event time before the newest one
+      seen; a reading stored more than ``LATE_S`` after a newer one of any meter may be missed until the next
+      restart. Cheap for a district, not for a city (up to every meter's reading each refresh);
+    * with ``SHOUWANG_STATE_FEED`` (set on ingest too) it reads the batches ingest stored since the last look from
+      the state feed, the same batches in the same order as ingest's own state got them. Feed rows are looked
+      for ``FEED_OVERLAP_S`` back from the newest seen (a batch committed a little out of order by another shard
+      is still found; ids already applied are skipped). If rows it still needed were trimmed, it re-reads.
     """
 
     LATE_S = 900
+    FEED_OVERLAP_S = 60
 
     def __init__(self, settings: Settings, store: Store, registry: Registry, clock: Clock) -> None:
         self.settings = settings
@@ -263,12 +276,46 @@ class StateFollower:
         model = ActivityModel(water_min_m3=settings.water_activity_m3, elec_margin_kw=settings.activity_margin_kw)
         self.state = HouseholdState(registry, model, started_at=now, default_timezone=settings.timezone)
         self._since = now - int((settings.inactivity_window_h + 24) * 3600)
+        self._feed_at: int | None = None  # newest stored_at seen in the feed (None: follow by re-reading)
+        self._feed_seen: dict[int, int] = {}  # feed ids applied within the overlap → their stored_at
+        self._feed_read = 0.0  # monotonic time of the last look at the feed
         self._ok = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="state-follower", daemon=True)
 
     def refresh(self) -> int:
         """Apply readings stored since the last look (and gateway statuses); return how many were read."""
+        if self._feed_at is not None:
+            # ingest trims rows older than state_feed_keep_s: a look that long after the last one may find some gone
+            if time.monotonic() - self._feed_read < self.settings.state_feed_keep_s - 2 * self.FEED_OVERLAP_S:
+                return self._follow_feed()
+            log.warning("the last look at the state feed is older than it keeps rows; re-reading the readings")
+        if self.settings.state_feed:  # where to take up the feed once the readings below are read
+            self._feed_read = time.monotonic()
+            rows = self.store.feed_since(0)  # their batches are in the readings read below: seen
+            self._feed_at = max((at for _, at in rows), default=0)
+            self._feed_seen = {i: at for i, at in rows if at >= self._feed_at - 2 * self.FEED_OVERLAP_S}
+        return self._reread()
+
+    def _follow_feed(self) -> int:
+        """Apply the feed's batches not applied yet, oldest first."""
+        assert self._feed_at is not None
+        self._feed_read = time.monotonic()
+        rows = self.store.feed_since(self._feed_at - self.FEED_OVERLAP_S)
+        n = 0
+        for _id, readings in self.store.feed_batches([i for i, _ in rows if i not in self._feed_seen]):
+            self.state.apply(readings)
+            n += len(readings)
+        self._feed_at = max([self._feed_at, *(at for _, at in rows)])
+        self._feed_seen = {i: at for i, at in [*self._feed_seen.items(), *rows]
+                           if at >= self._feed_at - 2 * self.FEED_OVERLAP_S}
+        for st in self.store.gateway_statuses():
+            self.state.set_gateway_status(st)
+        self._ok = True
+        return n
+
+    def _reread(self) -> int:
+        """Re-read the readings from ``LATE_S`` before the newest one seen (all of the window at start)."""
         newest, batch, n = self._since, [], 0
         for r in self.store.readings_since(self._since):
             batch.append(r)

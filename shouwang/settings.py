@@ -73,6 +73,11 @@ class Settings(BaseSettings):
                             "secrets); never in production.")
     state_refresh_s: float = Field(10.0, description="`run --role api`: seconds between picking up newly stored "
                                    "readings and gateway statuses for the pages' live state.")
+    state_feed: bool = Field(False, description="Ingest writes each stored batch to a feed that `run --role api` "
+                             "follows, instead of the api re-reading the last 15 minutes of readings on every "
+                             "refresh; set it for both roles when they run apart with many households.")
+    state_feed_keep_s: float = Field(3600.0, description="How long ingest keeps the state feed's rows; an api "
+                                     "process away for longer re-reads the readings instead.", ge=600)
 
     influxdb_url: str | None = Field(None, description="InfluxDB 2 base URL: stored readings are exported there "
                                      "for analysts (docs/storage.md); off when unset.")

@@ -11,6 +11,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -85,6 +86,17 @@ export_queue = Table(
     Column("meter", String(64), nullable=False),
     Column("ts", BigInteger, nullable=False),
     Column("value", Float, nullable=False),
+)
+
+# Stored batches for `run --role api` followers (shouwang/service.py StateFollower), written only by a store opened
+# with feed on, in the transaction that stores the batch: one row a batch, its readings packed as JSON. Ingest
+# trims rows older than SHOUWANG_STATE_FEED_KEEP_S. `stored_at` is the writer's wall clock (epoch s).
+state_feed = Table(
+    "state_feed",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("stored_at", BigInteger, nullable=False, index=True),
+    Column("readings", LargeBinary, nullable=False),
 )
 
 rejections = Table(

@@ -40,6 +40,7 @@ from storage.base import AlertConflict, NotFound
 from storage.migrations import ensure_schema
 from storage.sql_accounts import AccountStoreMixin
 from storage.sql_escalation import EscalationStoreMixin
+from storage.sql_feed import FeedStoreMixin
 
 log = logging.getLogger(__name__)
 
@@ -78,15 +79,18 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def open_store(url: str, *, upgrade: bool | None = None, export: bool = False) -> SqlStore:
+def open_store(url: str, *, upgrade: bool | None = None, export: bool = False, feed: bool = False) -> SqlStore:
     """Open the store at a SQLAlchemy URL: create a fresh schema, upgrade an old one or refuse it.
 
     ``upgrade`` defaults to True for SQLite (embedded) and False for PostgreSQL, whose schema is upgraded by
     ``shouwang db upgrade`` (storage/migrations, docs/deploy.md). ``export``: new readings are also queued for
-    the InfluxDB exporter (docs/storage.md).
+    the InfluxDB exporter. ``feed``: each stored batch also goes to the state feed for api followers
+    (docs/storage.md).
     """
     engine = make_engine(url)
-    return SqlStore(engine, upgrade=engine.dialect.name == "sqlite" if upgrade is None else upgrade, export=export)
+    store = SqlStore(engine, upgrade=engine.dialect.name == "sqlite" if upgrade is None else upgrade, export=export)
+    store.feed = feed
+    return store
 
 
 def make_engine(url: str) -> Engine:
@@ -104,12 +108,13 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-class SqlStore(EscalationStoreMixin, AccountStoreMixin):
+class SqlStore(EscalationStoreMixin, AccountStoreMixin, FeedStoreMixin):
     """Store implementation shared by every SQL backend."""
 
     def __init__(self, engine: Engine, *, upgrade: bool = True, export: bool = False) -> None:
         self.engine = engine
         self.export = export  # write_readings also queues new readings in export_queue (storage/influx_feed.py)
+        self.feed = False  # write_readings also adds each batch to state_feed (storage/sql_feed.py)
         self._insert = sqlite.insert if engine.dialect.name == "sqlite" else postgresql.insert
         ensure_schema(engine, auto_upgrade=upgrade)  # raises SchemaOutOfDate with what to do
 
@@ -271,12 +276,15 @@ class SqlStore(EscalationStoreMixin, AccountStoreMixin):
                     sql = _SQLITE_INSERT_FULL if len(chunk) == per else _sqlite_insert_readings(len(chunk))
                     params = tuple(v for r in chunk for v in (r.meter, r.ts, r.value))
                     new += max(conn.exec_driver_sql(sql, params).rowcount, 0)
+                self._feed_append(conn, readings)
             return new
         # PostgreSQL: one statement of three arrays (unnest), not a row of parameters per reading; with export on,
         # what the INSERT stores goes on to the queue inside the server and no row comes back.
         arrays = {"m": [x.meter for x in readings], "t": [x.ts for x in readings], "v": [x.value for x in readings]}
         with self.engine.begin() as conn:
-            return conn.execute(_PG_STORE_AND_QUEUE if self.export else _PG_STORE, arrays).rowcount
+            new = conn.execute(_PG_STORE_AND_QUEUE if self.export else _PG_STORE, arrays).rowcount
+            self._feed_append(conn, readings)
+            return new
 
     def readings(
         self, meter: str, start: int | None = None, end: int | None = None, limit: int = 10_000

@@ -52,6 +52,23 @@ def test_readings_since_crosses_windows_and_gaps_without_losing_or_repeating_any
     assert list(loaded.readings_since(times[-1] + 1)) == []
 
 
+def test_state_feed_holds_each_stored_batch_when_on(loaded):
+    loaded.write_readings([Reading("H1-W", 100, 1.0)])
+    assert loaded.feed_since(0) == []  # off by default: nothing written
+    loaded.feed = True
+    first = [Reading("H1-W", 1000, 1.0), Reading("H2-E", 1000, 2.5)]
+    loaded.write_readings(first)
+    loaded.write_readings([Reading("H1-W", 1900, 1.5), Reading("H1-W", 1000, 1.0)])  # one new, one duplicate
+    rows = loaded.feed_since(0)
+    assert len(rows) == 2 and rows[0][0] < rows[1][0] and rows[0][1] <= rows[1][1]
+    assert loaded.feed_batches([rows[1][0], rows[0][0]]) == [  # in id order, every reading of the batch
+        (rows[0][0], first), (rows[1][0], [Reading("H1-W", 1900, 1.5), Reading("H1-W", 1000, 1.0)])]
+    assert loaded.feed_since(rows[1][1] + 1) == []
+    assert loaded.trim_feed(rows[0][1]) == 0  # stored before: strictly older only
+    assert loaded.trim_feed(rows[1][1] + 1) == 2 and loaded.feed_since(0) == []
+    assert loaded.feed_batches([rows[0][0]]) == []  # trimmed rows are left out
+
+
 def test_rejections_are_kept_with_counts(loaded):
     loaded.add_rejections([Rejection(5, "t", "bad_json", "x", "{{"), Rejection(6, "t", "unknown_meter", "", "{}", "M9"),
                            Rejection(7, "t", "bad_json", "", "[")])
