@@ -58,7 +58,7 @@ def city_worker(cfg: dict, shared, ready, stop, results) -> None:
         registry = so.city(cfg["communities"], cfg["households"])
         settings = Settings(database_url=cfg["db"], mqtt_host="127.0.0.1", mqtt_port=cfg["port"],
                             mqtt_topic_prefix=cfg["prefix"], mqtt_client_id=cfg["client"], mqtt_clean_session=True,
-                            mqtt_embedded_fallback=False)
+                            mqtt_embedded_fallback=False, state_feed=cfg["followers"])
         store = open_store(cfg["db"])
         svc = Service(settings, store, registry, SystemClock(), watchers=[])
         svc.start()
@@ -84,6 +84,36 @@ def city_worker(cfg: dict, shared, ready, stop, results) -> None:
     except BaseException as exc:  # noqa: BLE001 - report to the parent instead of hanging it
         ready.set()
         results.put({"error": f"{type(exc).__name__}: {exc}"})
+
+
+def city_follower(cfg: dict, feed: bool, shared, ready, stop) -> None:
+    """`run --role api`'s follower of the same store, by the state feed or by re-reading; publishes
+    [refreshes, total ms, longest ms, readings read, start-up ms] into ``shared``."""
+    try:
+        import logging
+
+        logging.basicConfig(level=logging.WARNING)
+        from shouwang.clock import SystemClock
+        from shouwang.service import StateFollower
+        from shouwang.settings import Settings
+        from storage.sql import open_store
+
+        t0 = time.monotonic()
+        follower = StateFollower(Settings(database_url=cfg["db"], state_feed=feed), open_store(cfg["db"]),
+                                 so.city(cfg["communities"], cfg["households"]), SystemClock())
+        follower.refresh()
+        shared[4] = int((time.monotonic() - t0) * 1000)
+        ready.set()
+        while not stop.wait(cfg["refresh_s"]):
+            t = time.monotonic()
+            shared[3] += follower.refresh()
+            took = int((time.monotonic() - t) * 1000)
+            shared[0] += 1
+            shared[1] += took
+            shared[2] = max(shared[2], took)
+    except BaseException as exc:  # noqa: BLE001 - the parent sees it as a follower that never got ready
+        print(f"follower ({'feed' if feed else 're-read'}) failed: {type(exc).__name__}: {exc}", flush=True)
+        ready.set()
 
 
 def database(args: argparse.Namespace, workdir: Path) -> tuple[str, callable]:
@@ -126,7 +156,8 @@ def run(args: argparse.Namespace, port: int) -> dict:
               f"built and stored in {time.monotonic() - t:.0f} s", flush=True)
         prefix = f"city-{uuid.uuid4().hex[:8]}/v1"
         cfg = {"db": db, "port": port, "prefix": prefix, "client": f"city-{uuid.uuid4().hex[:6]}",
-               "communities": args.communities, "households": args.households}
+               "communities": args.communities, "households": args.households, "followers": args.followers,
+               "refresh_s": 10.0}
         shared = ctx.RawArray("q", 5)
         results = ctx.Queue()
         ready = ctx.Event()
@@ -136,6 +167,17 @@ def run(args: argparse.Namespace, port: int) -> dict:
             raise RuntimeError("the worker did not get ready")
         print(f"worker ready after {shared[4] / 1000:.0f} s (state for every household built); "
               f"RSS {rss_mb(proc.pid):,.0f} MB", flush=True)
+        followers = []
+        for feed in (True, False) if args.followers else ():
+            f_shared, f_ready = ctx.RawArray("q", 5), ctx.Event()
+            f_proc = ctx.Process(target=city_follower, args=(cfg, feed, f_shared, f_ready, stop), daemon=True)
+            f_proc.start()
+            followers.append(("feed" if feed else "re-read", f_proc, f_shared, f_ready))
+        for name, f_proc, f_shared, f_ready in followers:
+            f_ready.wait(1800)
+            print(f"follower ({name}) ready after {f_shared[4] / 1000:.0f} s; RSS {rss_mb(f_proc.pid):,.0f} MB",
+                  flush=True)
+        f_cpu0 = {name: so._ticks({f_proc.pid}) for name, f_proc, _s, _r in followers}
         time.sleep(2.0)
         pub = bi.RawPublisher("127.0.0.1", port, f"{cfg['client']}-pub")
         t0 = int(time.time()) - args.rounds * so.STEP
@@ -188,6 +230,12 @@ def run(args: argparse.Namespace, port: int) -> dict:
         elapsed = time.monotonic() - wall0
         sample(force=True)
         cpu1 = (so._ticks({proc.pid}), so._machine_busy())
+        follower_report = {name: {"refreshes": f_shared[0], "mean_ms": round(f_shared[1] / max(f_shared[0], 1)),
+                                  "longest_ms": f_shared[2], "readings_read": f_shared[3],
+                                  "startup_s": f_shared[4] / 1000,
+                                  "cpu_s": round(so._ticks({f_proc.pid}) - f_cpu0[name], 1),
+                                  "rss_mb": round(rss_mb(f_proc.pid))}
+                           for name, f_proc, f_shared, _r in followers}
         pub.close()
         stop.set()
         report = results.get(timeout=300)
@@ -203,7 +251,8 @@ def run(args: argparse.Namespace, port: int) -> dict:
                 "worker_cpu_s": round(cpu1[0] - cpu0[0], 1),
                 "machine_busy_share": round((cpu1[1][0] - cpu0[1][0]) / (cpu1[1][1] - cpu0[1][1]), 2),
                 "startup_s": shared[4] / 1000, "rss_mb_max": max(s["rss_mb"] for s in samples),
-                "rss_mb_last": samples[-1]["rss_mb"], "worker": report, "samples": samples,
+                "rss_mb_last": samples[-1]["rss_mb"], "worker": report, "followers": follower_report,
+                "samples": samples,
                 "machine": f"{platform.node()} nproc={os.cpu_count()} python {platform.python_version()}"}
     finally:
         stop.set()
@@ -224,6 +273,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=100, help="readings a gateway message")
     p.add_argument("--window", type=int, default=2000, help="with --rate 0: messages ahead of what is handled")
     p.add_argument("--store", choices=("pg", "sqlite"), default="pg")
+    p.add_argument("--followers", action="store_true",
+                   help="also run two `run --role api` followers of the store: by the state feed and by re-reading")
     p.add_argument("--pg-admin", default=os.environ.get("SHOUWANG_TEST_PG",
                                                          "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
     p.add_argument("--workdir", default="var/bench-city")
