@@ -302,10 +302,12 @@ class StateFollower:
         assert self._feed_at is not None
         self._feed_read = time.monotonic()
         rows = self.store.feed_since(self._feed_at - self.FEED_OVERLAP_S)
-        n = 0
+        n, newest = 0, self._since + self.LATE_S
         for _id, readings in self.store.feed_batches([i for i, _ in rows if i not in self._feed_seen]):
             self.state.apply(readings)
             n += len(readings)
+            newest = max(newest, max((r.ts for r in readings), default=newest))
+        self._since = newest - self.LATE_S  # where a re-read would start, should the feed be left behind
         self._feed_at = max([self._feed_at, *(at for _, at in rows)])
         self._feed_seen = {i: at for i, at in [*self._feed_seen.items(), *rows]
                            if at >= self._feed_at - 2 * self.FEED_OVERLAP_S}
