@@ -86,3 +86,15 @@ def own_mosquitto(tmp_path):
     broker.start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture
+def receiver(request: pytest.FixtureRequest):
+    """A real HTTP receiver on a free loopback port (tests/receivers.py), closed after the test. A test module
+    that sets ``RECEIVER_PATH = ""`` gets its bare address, so each person's channel can be <url>/<person id>."""
+    from receivers import WebhookReceiver
+
+    path = getattr(request.module, "RECEIVER_PATH", None)
+    r = WebhookReceiver() if path is None else WebhookReceiver(path)
+    yield r
+    r.close()

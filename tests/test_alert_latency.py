@@ -13,7 +13,6 @@ import uuid
 import paho.mqtt.client as mqtt
 import pytest
 from conftest import small_registry
-from receivers import WebhookReceiver
 
 from ingest.broker import broker_reachable
 from shouwang.clock import ManualClock
@@ -26,13 +25,6 @@ NOW = 1_790_000_000
 STEP = 900
 T_DUE = NOW - 60  # the reading at this time completes H1's 48 h without any use
 HISTORY = range(T_DUE - 48 * 3600, T_DUE, STEP)  # flat registers, stored before the service starts
-
-
-@pytest.fixture
-def receiver():
-    r = WebhookReceiver()
-    yield r
-    r.close()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 import pytest
-from receivers import WebhookReceiver
 
 from alerts.channels import (
     AppriseChannel,
@@ -18,13 +17,6 @@ from alerts.channels import (
 from alerts.notifier import RetryPolicy, deliver
 
 NOTE = Notification(7, "opened", "No activity — H1", "no use since 07:40", {"household": {"id": "H1"}})
-
-
-@pytest.fixture
-def receiver():
-    r = WebhookReceiver()
-    yield r
-    r.close()
 
 
 @pytest.fixture(params=["console", "webhook", "apprise"])

@@ -30,13 +30,6 @@ SECRET = "s3cr3t"
 
 
 @pytest.fixture
-def receiver():
-    r = WebhookReceiver()
-    yield r
-    r.close()
-
-
-@pytest.fixture
 def smtp():
     s = SmtpReceiver(user="shouwang", password="s3cr3t-pw")
     yield s

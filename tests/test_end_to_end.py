@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from accounts_support import api_client
-from receivers import WebhookReceiver
 
 from api.app import create_app
 from ingest.broker import broker_reachable
@@ -38,13 +37,6 @@ def mosquitto():
 def prefix() -> str:
     """A topic prefix of this test's own, so concurrent runs on the shared broker never meet."""
     return f"test-{uuid.uuid4().hex[:8]}/v1"
-
-
-@pytest.fixture
-def receiver():
-    r = WebhookReceiver()
-    yield r
-    r.close()
 
 
 @pytest.fixture

@@ -35,6 +35,9 @@ PEOPLE = [("p-son", Role.FAMILY, "en"), ("p-vol", Role.VOLUNTEER, "zh"), ("p-pro
           ("p-partner", Role.PARTNER, "zh"), ("p-com", Role.COMMITTEE, "zh"), ("p-st", Role.STREET, "zh")]
 
 
+RECEIVER_PATH = ""  # the receiver fixture (conftest) at its bare address: each person's channel is <url>/<person>
+
+
 def care_registry(url: str, n_households: int = 2, dead_first: set[str] = frozenset()) -> Registry:
     """Households H1..Hn behind G1 with one micro-team; each person's channel is the receiver at /<person>."""
     people = tuple(Person(pid, pid.upper(), role, lang, "",
@@ -48,15 +51,6 @@ def care_registry(url: str, n_households: int = 2, dead_first: set[str] = frozen
         care += [Assignment(Target.FAMILY, "p-son", household=h.id), Assignment(Target.VOLUNTEER, "p-vol", household=h.id),
                  Assignment(Target.TEAM, "p-prop", household=h.id), Assignment(Target.TEAM, "p-partner", household=h.id)]
     return Registry((Community("c1", "C1"),), (Gateway("G1", "c1"),), hh, meters, people, tuple(care))
-
-
-@pytest.fixture
-def receiver():
-    """A real HTTP receiver; each person's channel is <url>/<person id>."""
-    r = WebhookReceiver()
-    r.url = r.url.rsplit("/hook/", 1)[0]
-    yield r
-    r.close()
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import orjson
 import paho.mqtt.client as mqtt
 import pytest
 from conftest import _postgres_url
-from receivers import WebhookReceiver
 from sqlalchemy import select
 
 from ingest.broker import broker_reachable
@@ -45,6 +44,9 @@ BROKER = ("127.0.0.1", 1883)
 NOW = 1_790_000_000
 STEP = 900
 T_DUE = NOW - 60
+
+
+RECEIVER_PATH = ""  # the receiver fixture (conftest) at its bare address: each person's channel is <url>/<person>
 
 
 def split_communities(per_shard: int = 2, count: int = 2) -> list[list[str]]:
@@ -168,14 +170,6 @@ def test_a_claim_skips_messages_another_worker_is_claiming(pg_url):
 
 
 # ---------------------------------------------------------------------------------------------- two workers
-@pytest.fixture
-def receiver():
-    r = WebhookReceiver()
-    r.url = r.url.rsplit("/hook/", 1)[0]
-    yield r
-    r.close()
-
-
 def _history(store, registry: Registry) -> int:
     """48 h less one interval of readings: flat (no use) for each community's household 1, 10 litres or 10 Wh
     every 15 minutes for household 2."""
