@@ -39,6 +39,26 @@ def wait_until(predicate, timeout: float, what: str, poll: float = 0.05) -> None
         time.sleep(poll)
 
 
+def mqtt_login(port: int, user: str, password: str, *, ca: Path | None = None,
+               timeout: float = 10) -> tuple[mqtt.Client, list]:
+    """A paho client logging in to the broker on ``port`` (over TLS with ``ca``), looping; and the CONNACK reason
+    codes it got, waited for up to ``timeout`` (empty if none came)."""
+    codes: list = []
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{user}-{uuid.uuid4().hex[:6]}")
+    if ca is not None:
+        import ssl
+
+        c.tls_set(ca_certs=str(ca), tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    c.username_pw_set(user, password)
+    c.on_connect = lambda *a: codes.append(a[3])
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    deadline = time.monotonic() + timeout
+    while not codes and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return c, codes
+
+
 class Mosquitto:
     """A real Mosquitto on a free port, as deploy/mosquitto/mosquitto.conf has it: persistent, password
     accounts (``service`` for Shouwang, ``gateway`` for the publishers), limits that never drop a QoS 1

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import re
 import shutil
-import ssl
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
+from faults_support import mqtt_login
 from receivers import free_port
 
 from ingest.broker import broker_reachable
@@ -66,24 +64,10 @@ def tls_broker(tmp_path: Path):
     proc.wait(5)
 
 
-def _connect(port: int, ca: Path, user: str, password: str) -> tuple[mqtt.Client, list]:
-    codes: list = []
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{user}-{uuid.uuid4().hex[:6]}")
-    c.tls_set(ca_certs=str(ca), tls_version=ssl.PROTOCOL_TLS_CLIENT)
-    c.username_pw_set(user, password)
-    c.on_connect = lambda *a: codes.append(a[3])
-    c.connect("127.0.0.1", port)
-    c.loop_start()
-    deadline = time.monotonic() + 10
-    while not codes and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return c, codes
-
-
 def test_gateway_publishes_over_tls_and_the_service_reads_it(tls_broker):
     port, ca = tls_broker["port"], tls_broker["ca"]
     got: list[bytes] = []
-    svc, codes = _connect(port, ca, SERVICE_USER, tls_broker["service"].password)
+    svc, codes = mqtt_login(port, SERVICE_USER, tls_broker["service"].password, ca=ca)
     assert codes and not codes[0].is_failure
     subscribed: list = []
     svc.on_message = lambda _c, _u, msg: got.append(msg.payload)
@@ -93,7 +77,7 @@ def test_gateway_publishes_over_tls_and_the_service_reads_it(tls_broker):
     while not subscribed and time.monotonic() < deadline:
         time.sleep(0.02)
     assert subscribed and not subscribed[0][0].is_failure
-    gw, codes = _connect(port, ca, tls_broker["gw"].username, tls_broker["gw"].password)
+    gw, codes = mqtt_login(port, tls_broker["gw"].username, tls_broker["gw"].password, ca=ca)
     assert codes and not codes[0].is_failure
     gw.publish("shouwang/v1/qd/GA/readings", b'{"meter": "M1"}', qos=1).wait_for_publish(5)
     deadline = time.monotonic() + 10
@@ -106,6 +90,6 @@ def test_gateway_publishes_over_tls_and_the_service_reads_it(tls_broker):
 
 
 def test_wrong_password_is_refused_over_tls(tls_broker):
-    c, codes = _connect(tls_broker["port"], tls_broker["ca"], tls_broker["gw"].username, "not-the-password")
+    c, codes = mqtt_login(tls_broker["port"], tls_broker["gw"].username, "not-the-password", ca=tls_broker["ca"])
     c.loop_stop()
     assert codes and codes[0].is_failure

@@ -7,8 +7,8 @@ import time
 import uuid
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
+from faults_support import mqtt_login
 from receivers import free_port
 
 from ingest.broker import broker_reachable
@@ -54,19 +54,6 @@ def broker(tmp_path: Path):
     proc.wait(5)
 
 
-def _client(port: int, user: str, password: str) -> tuple[mqtt.Client, list]:
-    result: list = []
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{user}-{uuid.uuid4().hex[:6]}")
-    c.username_pw_set(user, password)
-    c.on_connect = lambda *a: result.append(a[3])
-    c.connect("127.0.0.1", port)
-    c.loop_start()
-    deadline = time.monotonic() + 5
-    while not result and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return c, result
-
-
 def test_hash_format_matches_mosquitto_passwd(tmp_path):
     h = mosquitto_hash("pw", salt=b"0123456789ab")
     assert h.startswith("$7$101$") and len(h.split("$")) == 5
@@ -87,7 +74,7 @@ def test_gateways_publish_only_under_their_own_topic(tmp_path, broker):
         assert svc.ingest.connected
         time.sleep(0.3)
 
-        ga, ok = _client(broker["port"], broker["GA"].username, broker["GA"].password)
+        ga, ok = mqtt_login(broker["port"], broker["GA"].username, broker["GA"].password, timeout=5)
         assert not ok[0].is_failure
         reading = '{"meter": "%s", "kind": "water", "ts": %d, "value": %s}'
         ga.publish("shouwang/v1/qd/GA/readings", reading % ("H1-W", NOW - 60, 1.5), qos=1).wait_for_publish(5)
@@ -96,7 +83,7 @@ def test_gateways_publish_only_under_their_own_topic(tmp_path, broker):
         # the service account cannot publish either
         svc.ingest.client.publish("shouwang/v1/qd/GB/readings", reading % ("H2-W", NOW - 50, 9.9), qos=1)
 
-        bad, refused = _client(broker["port"], broker["GB"].username, "wrong password")
+        bad, refused = mqtt_login(broker["port"], broker["GB"].username, "wrong password", timeout=5)
         assert refused and refused[0].is_failure
         bad.loop_stop()
 
