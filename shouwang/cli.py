@@ -66,6 +66,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         log.error("no registry: set SHOUWANG_REGISTRY_FILE to your communities' YAML file (see README)")
         return 2
     registry = load_registry(settings.registry_file)
+    if role != "api" and (missing := channel_secret_problems(settings, registry)):
+        for line in missing:
+            log.error("refusing to start: %s", line)
+        log.error("put each secret in SHOUWANG_CHANNEL_SECRETS, a JSON object such as {\"WECOM_GRID1\": \"…\"} "
+                  "(docs/deploy.md, \"Channel secrets\")")
+        return 2
     clock = (ScaledClock(settings.clock_start, settings.clock_speed) if settings.clock_start is not None
              else SystemClock())
     try:
@@ -104,6 +110,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     if broker:
         broker.stop()
     return 0
+
+
+def channel_secret_problems(settings, registry) -> list[str]:
+    """References in the registry's channel URLs and SHOUWANG_WEBHOOK_URLS that this process cannot fill in."""
+    from alerts.channels.secrets import unresolved
+
+    urls = [(f"person {p.id}, channel {i}", url) for p in registry.people for i, url in enumerate(p.channels, 1)]
+    urls += [(f"SHOUWANG_WEBHOOK_URLS, URL {i}", url) for i, url in enumerate(settings.webhook_urls, 1)]
+    return unresolved(urls, settings.channel_secrets)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from shouwang.domain import (
     Assignment,
@@ -38,6 +38,15 @@ class PersonIn(_Strict):
     language: str = Field("zh", pattern=r"^(zh|en)$")
     phone: str = ""
     channels: list[str] = Field(default_factory=list, description="notification URLs, in fallback order")
+
+    @field_validator("channels")
+    @classmethod
+    def _references_well_formed(cls, urls: list[str]) -> list[str]:
+        from alerts.channels.secrets import references
+
+        for url in urls:
+            references(url)  # a ValueError naming the malformed ${...}; whether it is defined is ingest's check
+        return urls
 
 
 class StreetIn(_Strict):

@@ -7,6 +7,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from functools import partial
 
 from alerts.channels import Channel, channel_from_url
 from alerts.escalation import Escalator
@@ -60,7 +61,7 @@ class Service:
         *,
         watchers: Sequence[str] | None = None,
         detectors: Sequence[Detector] | None = None,
-        make_channel: Callable[[str], Channel] = channel_from_url,
+        make_channel: Callable[[str], Channel] | None = None,
         wall: Clock | None = None,
     ) -> None:
         self.settings = settings
@@ -92,6 +93,9 @@ class Service:
             observed, wall, public_url=settings.public_url, secret=settings.secret_key.get_secret_value(),
             watchers=watchers if watchers is not None else ["console://", *settings.webhook_urls],
             delivery_deadline_s=settings.notify_deadline_s, default_zone=settings.timezone, communities=communities)
+        if make_channel is None:  # ${NAME} references in channel URLs are filled in here, where messages leave
+            secrets = {k: v.get_secret_value() for k, v in settings.channel_secrets.items()}
+            make_channel = partial(channel_from_url, secrets=secrets)
         self.outbox = OutboxWorker(store, clock, wall, counted_channels(make_channel, self.observations),
                                    RetryPolicy(deadline_s=settings.notify_deadline_s), communities=communities)
         community = {h.id: h.community for h in registry.households}

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     snapshot_every_s: float = Field(600.0, description="Wall seconds between state snapshots.")
 
     webhook_urls: list[str] = Field(default_factory=list, description="Alert webhooks (HTTP POST of JSON).")
+    channel_secrets: dict[str, SecretStr] = Field(
+        default_factory=dict, description="JSON object NAME → value for ${NAME} references in channel URLs (people's "
+        "channels, SHOUWANG_WEBHOOK_URLS), so bot keys stay out of the registry and the database; only ingest needs it.")
     webhook_timeout_s: float = 5.0
     notify_deadline_s: float = Field(300.0, description="Give up retrying a notification after this long.")
 
@@ -97,6 +100,22 @@ class Settings(BaseSettings):
 
     clock_speed: float = Field(1.0, description="Event time runs this many times faster than wall time (demo).")
     clock_start: float | None = Field(None, description="Event time at start, epoch seconds (demo).")
+
+    @field_validator("channel_secrets", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: object) -> object:
+        return {} if value is None else value  # compose passes `null` when .env leaves it unset
+
+    @field_validator("channel_secrets")
+    @classmethod
+    def _secret_names(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        from alerts.channels.secrets import NAME
+
+        bad = sorted(n for n in value if not NAME.fullmatch(n))
+        if bad:
+            raise ValueError(f"channel secret name {bad[0]!r} is not usable in a ${{NAME}} reference: use capital "
+                             "letters, digits and _, starting with a letter")
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -198,7 +217,8 @@ SHOUWANG_PUBLIC_URL=https://shouwang.example.org
 
 # ---- every Shouwang setting (shouwang/settings.py), with its default ---------------------------------------
 # Commented out = the default applies. (compose) = docker-compose.yml sets it for its own services.
-# Under docker compose the settings below reach no container from .env (SHOUWANG_WEBHOOK_URLS reaches ingest):
+# Under docker compose the settings below reach no container from .env (SHOUWANG_WEBHOOK_URLS and
+# SHOUWANG_CHANNEL_SECRETS reach ingest):
 # put the ones you change, never a secret, in deploy/shouwang.env.
 """
 COMPOSE_SET = frozenset({"database_url", "mqtt_host", "mqtt_port", "mqtt_username", "mqtt_password",

@@ -29,7 +29,8 @@ LONG_RUNNING = {"mosquitto", "postgres", "influxdb", "grafana", "ingest", "api"}
 SHOUWANG_SERVICES = ("migrate", "ingest", "api")
 # not required by compose, but a secret all the same: channel URLs carry bot keys
 WEBHOOK_URLS = '["https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=wh-3c5e7a9b1d2f4860"]'
-ALL_SECRETS = {**SECRETS, "SHOUWANG_WEBHOOK_URLS": WEBHOOK_URLS}
+CHANNEL_SECRETS = '{"WECOM_GRID1": "cs-6d4f2b0a8e1c3579"}'  # values for ${NAME} in people's channel URLs
+ALL_SECRETS = {**SECRETS, "SHOUWANG_WEBHOOK_URLS": WEBHOOK_URLS, "SHOUWANG_CHANNEL_SECRETS": CHANNEL_SECRETS}
 TUNING_FILE = ROOT / "deploy" / "shouwang.env"
 
 
@@ -161,7 +162,8 @@ def test_no_default_secret_in_the_example():
 def test_api_gets_no_broker_password_channel_url_or_influxdb_token(tmp_path, monkeypatch):
     env = resolved_services(tmp_path)["api"]["environment"]
     assert _secrets_in({"environment": env}) == {"POSTGRES_PASSWORD", "SHOUWANG_SECRET_KEY"}
-    assert not {"SHOUWANG_MQTT_PASSWORD", "SHOUWANG_WEBHOOK_URLS", "SHOUWANG_INFLUXDB_TOKEN"} & set(env)
+    assert not {"SHOUWANG_MQTT_PASSWORD", "SHOUWANG_WEBHOOK_URLS", "SHOUWANG_INFLUXDB_TOKEN",
+                "SHOUWANG_CHANNEL_SECRETS"} & set(env)
     assert not [k for k, v in env.items() if "://" in str(v) and k != "SHOUWANG_DATABASE_URL"], env
     # what it does get passes Shouwang's own refusal for the api role (no broker account needed)
     assert insecure_settings(_settings_from(env, monkeypatch), broker=False) == []
@@ -174,7 +176,8 @@ def test_ingest_gets_the_broker_password_and_the_channels_and_no_admin_password(
     assert env["SHOUWANG_WEBHOOK_URLS"] == WEBHOOK_URLS
     assert env["SHOUWANG_INFLUXDB_TOKEN"] == SECRETS["SHOUWANG_INFLUXDB_TOKEN"]
     assert _secrets_in({"environment": env}) == {"POSTGRES_PASSWORD", "SHOUWANG_SECRET_KEY", "SHOUWANG_MQTT_PASSWORD",
-                                                 "SHOUWANG_INFLUXDB_TOKEN", "SHOUWANG_WEBHOOK_URLS"}
+                                                 "SHOUWANG_INFLUXDB_TOKEN", "SHOUWANG_WEBHOOK_URLS",
+                                                 "SHOUWANG_CHANNEL_SECRETS"}
     assert not {"POSTGRES_PASSWORD", "INFLUXDB_ADMIN_PASSWORD", "GRAFANA_ADMIN_PASSWORD"} & set(env)
 
 
@@ -184,6 +187,15 @@ def test_ingest_reads_the_webhooks_and_without_them_an_empty_list(tmp_path, monk
     (tmp_path / "none").mkdir()
     env = resolved_services(tmp_path / "none", SECRETS)["ingest"]["environment"]
     assert _settings_from(env, monkeypatch).webhook_urls == []
+
+
+def test_ingest_reads_the_channel_secrets_and_without_them_none(tmp_path, monkeypatch):
+    env = resolved_services(tmp_path)["ingest"]["environment"]
+    secrets = _settings_from(env, monkeypatch).channel_secrets
+    assert {k: v.get_secret_value() for k, v in secrets.items()} == json.loads(CHANNEL_SECRETS)
+    (tmp_path / "none").mkdir()
+    env = resolved_services(tmp_path / "none", SECRETS)["ingest"]["environment"]
+    assert _settings_from(env, monkeypatch).channel_secrets == {}
 
 
 def test_every_service_gets_exactly_the_secrets_docs_deploy_md_lists(tmp_path):

@@ -37,8 +37,10 @@ def list_people(store: StoreDep, scope: ManageScope) -> list[PersonPublic]:
 
 @router.put("/people/{person_id}", response_model=PersonPublic)
 def put_person(person_id: str, body: PersonUpdate, store: StoreDep, scope: ManageScope) -> PersonPublic:
-    """Create or replace a person (of the communities in scope); each channel URL is checked before it is stored."""
+    """Create or replace a person (of the communities in scope); each channel URL is checked before it is stored
+    (``${NAME}`` references stay as they are; only ingest fills them in)."""
     from alerts.channels import InvalidChannelURL, channel_from_url
+    from alerts.channels.secrets import stand_ins
 
     visible = _people_in_scope(store, scope)
     if visible is not None and person_id not in visible and person_id in {p.id for p in store.people()}:
@@ -46,7 +48,7 @@ def put_person(person_id: str, body: PersonUpdate, store: StoreDep, scope: Manag
 
     for i, url in enumerate(body.channels, start=1):
         try:
-            channel_from_url(url)
+            channel_from_url(url, secrets=stand_ins(url))  # the api role holds no channel secrets: shape only
         except (InvalidChannelURL, ValueError) as exc:
             raise HTTPException(422, f"channel {i}: {exc}") from None
     person = Person(person_id, body.name, body.role, body.language, body.phone, tuple(body.channels))
