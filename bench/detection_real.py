@@ -24,6 +24,11 @@ class RealConfig:
     seed: int = 1
     per_household: int = 4  # DAIAD: incidents injected per household
     eco_incidents: int = 24
+    eco_base_percentile: float = 10  # ECO: the base load an incident falls to, as a percentile of the week before
+    eco_noise: float = 0.05  # ECO: relative noise on the base load per interval (the fridge's cycling)
+    # ECO: "percentile" (a flat base load with noise, as above) or "night" (each interval drawn from the home's own
+    # 15-minute power between 01:00 and 05:00 over the week before: the fridge's cycling and timers as they were)
+    eco_base: str = "percentile"
     history_days: int = 35  # each injected copy carries this much of the household's own history
     horizon_h: int = 72
     warmup_days: int = 14
@@ -155,6 +160,7 @@ def eco(cfg: RealConfig, folder: Path | None = None) -> tuple[Dataset, Dataset]:
     horizon = cfg.horizon_h * H
     lo, hi = t0 + 14 * DAY, t1 - horizon
     kw = np.diff(v) * H / np.diff(ts)
+    night = np.array([1 <= datetime.fromtimestamp(int(x), zone).hour < 5 for x in ts[1:]])
     meters, households, kinds, parts, incidents = [], [], [], [], []
     slots = np.linspace(lo, hi, cfg.eco_incidents + 1)
     for k in range(cfg.eco_incidents):
@@ -164,12 +170,16 @@ def eco(cfg: RealConfig, folder: Path | None = None) -> tuple[Dataset, Dataset]:
             if j >= 0 and occ[j] and occ[max(j - 4, 0)]:  # someone at home (for the last hour)
                 break
         before = (ts[1:] > t - 7 * DAY) & (ts[1:] <= t)
-        base_kw = float(np.percentile(kw[before], 10))
+        base_kw = float(np.percentile(kw[before], cfg.eco_base_percentile))
         sel = ts <= t + horizon
         cts, cv = ts[sel], v[sel].copy()
         after = cts > t
         k0 = int(np.argmax(after))
-        steps = np.diff(cts[k0 - 1:]) / H * base_kw * np.clip(rng.normal(1, 0.05, after.sum()), 0, None)
+        if cfg.eco_base == "night":
+            level = rng.choice(kw[before & night], after.sum())
+        else:
+            level = base_kw * np.clip(rng.normal(1, cfg.eco_noise, after.sum()), 0, None)
+        steps = np.diff(cts[k0 - 1:]) / H * level
         cv[after] = cv[k0 - 1] + np.cumsum(steps)
         cid = f"{hid}~{k + 1}"
         meters.append(f"E-{cid}")
