@@ -1227,7 +1227,8 @@ def run(args: argparse.Namespace) -> int:
                 r_big = sqlite_insert_rate(copy, rows, per)
                 res.add(f"4 SQLite insert, {size} rows, {shape}", fmt_rate(r_big, "rows/s"), "reference (~60,000)",
                         f"{len(rows):,} rows in the order of the {shape} uploads", rows_per_s=r_big)
-                copy.unlink()
+                for suffix in ("", "-wal", "-shm"):
+                    Path(str(copy) + suffix).unlink(missing_ok=True)
                 shutil.copyfile(big, copy)
                 rows = upload.rows()
                 st = store_write_rate(copy, rows, per)

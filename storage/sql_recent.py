@@ -34,15 +34,15 @@ _R, _M = t.readings_recent.name, t.readings.name
 _PASS_TABLE = "fold_pass"  # the pass's readings in (meter, ts) order, rowid = position; on the pass's connection
 _PASS_FILL = (f"CREATE TEMP TABLE {_PASS_TABLE} AS SELECT meter, ts, value FROM main.{_R} WHERE ts <= ? "
               "ORDER BY meter, ts")
-_SLICE = f"SELECT {{}} FROM temp.{_PASS_TABLE} WHERE rowid > :lo AND rowid <= :hi"
-_SLICE_INSERT = (f"INSERT INTO main.{_M} (meter, ts, value) {_SLICE.format('meter, ts, value')} ORDER BY rowid "
-                 "ON CONFLICT (meter, ts) DO NOTHING")
-# Exactly the slice's readings (not one stored since the pass began), found by a range of meters within each of
-# its timestamps: a row-value IN alone makes SQLite read every recent reading of those timestamps per slice.
-_SLICE_DELETE = (f"DELETE FROM main.{_R} WHERE ts IN ({_SLICE.format('ts')}) AND meter BETWEEN "
-                 f"(SELECT meter FROM temp.{_PASS_TABLE} WHERE rowid = :lo + 1) AND "
-                 f"(SELECT meter FROM temp.{_PASS_TABLE} WHERE rowid = :hi) "
-                 f"AND (ts, meter) IN ({_SLICE.format('ts, meter')})")
+# A slice: the recent readings of the meters from the pass's row :lo + 1 to its row :hi, at the timestamps of those
+# rows (a range of meters within each timestamp: the recent table's key order). Insert and delete name the same
+# readings in one transaction, so each moves exactly once, a reading stored since the pass began included.
+_SLICE = (f"ts IN (SELECT ts FROM temp.{_PASS_TABLE} WHERE rowid > :lo AND rowid <= :hi) AND meter BETWEEN "
+          f"(SELECT meter FROM temp.{_PASS_TABLE} WHERE rowid = :lo + 1) AND "
+          f"(SELECT meter FROM temp.{_PASS_TABLE} WHERE rowid = :hi)")
+_SLICE_INSERT = (f"INSERT INTO main.{_M} (meter, ts, value) SELECT meter, ts, value FROM main.{_R} WHERE {_SLICE} "
+                 "ORDER BY meter, ts ON CONFLICT (meter, ts) DO NOTHING")
+_SLICE_DELETE = f"DELETE FROM main.{_R} WHERE {_SLICE}"
 
 def sqlite_insert_recent(rows: int) -> str:
     """One INSERT of ``rows`` readings into the recent table, each stored once across both tables.

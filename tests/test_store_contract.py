@@ -224,14 +224,16 @@ def test_a_fold_moves_a_slice_a_call_and_readings_written_meanwhile_stay(loaded)
     rs = [r for m in ("H1-W", "H1-E", "H2-W", "H2-E") for r in _day(m, 20_000, 5)]
     loaded.write_readings(rs)
     loaded.fold_keep_s, loaded.fold_slice_rows = 0, 6
-    assert loaded.fold_readings(force=True) == _recent_left(loaded, 6)  # H1-E's five, then H1-W's first
-    late = [Reading("H1-E", 20_100, 0.5), Reading("H2-W", 20_100, 0.5), Reading("H3-W", 30_000, 1.0)]
-    assert loaded.write_readings(late + rs[:3]) == 3
-    assert loaded.count_readings() == 23 and loaded.readings("H1-E")[:2] == [Reading("H1-E", 20_000, 1.0), late[0]]
-    moved = [loaded.fold_readings() for _ in range(4)]  # 14 left in the pass: 6, 6, 2, then no pass is due
-    assert moved == ([6, 6, 2, 0] if loaded.layered else [0, 0, 0, 0])
-    assert loaded.recent_count() == _recent_left(loaded, 3)  # what came after the pass began
-    assert loaded.count_readings() == 23 and list(loaded.readings_since(0)) == sorted(rs + late, key=lambda r: (r.ts, r.meter))
+    # the pass's first six readings (H1-E's five, H1-W's first) name meters H1-E..H1-W at five timestamps: ten go
+    assert loaded.fold_readings(force=True) == _recent_left(loaded, 10)
+    late = [Reading("H1-E", 20_100, 0.5), Reading("H2-W", 20_100, 0.5), Reading("H3-W", 30_000, 1.0),
+            Reading("H1-X", 20_000, 2.0)]  # the last one at a timestamp and in the meters of the next slice
+    assert loaded.write_readings(late + rs[:3]) == 4
+    assert loaded.count_readings() == 24 and loaded.readings("H1-E")[:2] == [Reading("H1-E", 20_000, 1.0), late[0]]
+    moved = [loaded.fold_readings() for _ in range(4)]  # H1-X and H2-E's five, H2-W's five, nothing left, no pass
+    assert moved == ([6, 5, 0, 0] if loaded.layered else [0, 0, 0, 0])
+    assert loaded.recent_count() == _recent_left(loaded, 3)  # at timestamps the pass did not have
+    assert loaded.count_readings() == 24 and list(loaded.readings_since(0)) == sorted(rs + late, key=lambda r: (r.ts, r.meter))
     loaded.fold_all()
     assert loaded.recent_count() == 0 and loaded.write_readings(rs + late) == 0
 
