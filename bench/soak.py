@@ -160,8 +160,9 @@ def main() -> int:
 
     t = time.monotonic()
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        rows = conn.execute("SELECT count(*) FROM readings").fetchone()[0]
-        distinct = conn.execute("SELECT count(*) FROM (SELECT DISTINCT meter, ts FROM readings)").fetchone()[0]
+        both = "(SELECT meter, ts FROM readings UNION ALL SELECT meter, ts FROM readings_recent)"  # sql_recent.py
+        rows = conn.execute(f"SELECT count(*) FROM {both}").fetchone()[0]
+        distinct = conn.execute(f"SELECT count(*) FROM (SELECT DISTINCT meter, ts FROM {both})").fetchone()[0]
         rejections = dict(conn.execute("SELECT reason, count(*) FROM rejections GROUP BY reason").fetchall())
         alerts = dict(conn.execute("SELECT category, count(*) FROM alerts GROUP BY category").fetchall())
     count_s = time.monotonic() - t

@@ -83,6 +83,7 @@ class BatchWriter:
                 self._flush(batch)
                 for _ in batch:
                     self._queue.task_done()
+                self._fold()
             elif self._stop.is_set():
                 return
 
@@ -131,6 +132,17 @@ class BatchWriter:
                     p.ack()
                 except Exception:
                     log.exception("acknowledging a stored message failed; the broker will redeliver it")
+
+    def _fold(self) -> None:
+        """After a batch is acknowledged: one slice of the store's fold of recent readings, when one is due."""
+        try:
+            folded = self.store.fold_readings()
+        except Exception:  # the readings stay in the recent table; the next batch tries again
+            self.stats.add("fold_errors")
+            log.exception("folding recent readings failed; trying again after the next batch")
+            return
+        if folded:
+            self.stats.add("readings_folded", folded)
 
     def _store_all(self, readings: list[Reading], rejections: list[Rejection], statuses: list[GatewayStatus]) -> None:
         new = self.store.write_readings(readings)

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -75,6 +76,19 @@ readings = Table(
 # end, so it costs far less than the (meter, ts) key); BRIN on PostgreSQL, whose heap is already in roughly
 # arrival order, so the index is a few pages and costs inserts next to nothing (docs/storage.md).
 Index("readings_by_ts", readings.c.ts, postgresql_using="brin")
+
+# New readings on SQLite, keyed by time so that a gateway's snapshot appends at the right edge instead of touching a
+# leaf of ``readings`` per reading; storage/sql_recent.py folds the older ones into ``readings`` in key order. A
+# reading is in one of the two tables, never both. PostgreSQL writes to ``readings`` and leaves this one empty.
+readings_recent = Table(
+    "readings_recent",
+    metadata,
+    Column("meter", String(64), nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("value", Float, nullable=False),
+    PrimaryKeyConstraint("ts", "meter"),
+    sqlite_with_rowid=False,
+)
 
 # Readings waiting for the InfluxDB exporter (storage/influx_feed.py), filled only by a store opened with export
 # on, in the transaction that stores them; the exporter deletes the ids it has written. (Integer on SQLite: only

@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, func, select, text, update
+from sqlalchemy import Engine, create_engine, event, func, select, text, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -41,6 +41,7 @@ from storage.migrations import ensure_schema
 from storage.sql_accounts import AccountStoreMixin
 from storage.sql_escalation import EscalationStoreMixin
 from storage.sql_feed import FeedStoreMixin
+from storage.sql_recent import RecentReadingsMixin, sqlite_insert_recent
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +49,10 @@ READ_WINDOW_S = 900  # readings_since reads this much event time per query (a ci
 SQLITE_ROWS_PER_INSERT = 300  # 900 bound parameters, under the 999 that older SQLite builds allow
 # With export on, SQLite queues what an INSERT stores through a trigger of the writing connection: it fires for
 # the rows inserted only (not for those ON CONFLICT skips), inside the statement, without a row going through
-# Python (RETURNING would hand rows back one step each, with the GIL convoy described in write_readings).
+# Python (RETURNING would hand rows back one step each, with the GIL convoy described in write_readings). New
+# readings go to the recent table (storage/sql_recent.py), so the trigger is on it: a fold does not queue again.
 _SQLITE_QUEUE_TRIGGER = (
-    f"CREATE TEMP TRIGGER IF NOT EXISTS export_queue_fill AFTER INSERT ON main.{t.readings.name} BEGIN "
+    f"CREATE TEMP TRIGGER IF NOT EXISTS export_queue_fill AFTER INSERT ON main.{t.readings_recent.name} BEGIN "
     f"INSERT INTO {t.export_queue.name} (meter, ts, value) VALUES (NEW.meter, NEW.ts, NEW.value); END")
 _SQLITE_QUEUE_TRIGGER_OFF = "DROP TRIGGER IF EXISTS temp.export_queue_fill"
 _PG_INSERT = (f"INSERT INTO {t.readings.name} (meter, ts, value) "
@@ -61,13 +63,7 @@ _PG_STORE_AND_QUEUE = text(f"WITH new AS ({_PG_INSERT} RETURNING meter, ts, valu
                            f"INSERT INTO {t.export_queue.name} (meter, ts, value) SELECT meter, ts, value FROM new")
 
 
-def _sqlite_insert_readings(rows: int) -> str:
-    """One INSERT of ``rows`` readings, each stored once (the same statement SQLAlchemy builds, many rows at once)."""
-    return (f"INSERT INTO {t.readings.name} (meter, ts, value) VALUES {', '.join(['(?, ?, ?)'] * rows)} "
-            "ON CONFLICT (meter, ts) DO NOTHING")
-
-
-_SQLITE_INSERT_FULL = _sqlite_insert_readings(SQLITE_ROWS_PER_INSERT)
+_SQLITE_INSERT_FULL = sqlite_insert_recent(SQLITE_ROWS_PER_INSERT)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -108,7 +104,7 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-class SqlStore(EscalationStoreMixin, AccountStoreMixin, FeedStoreMixin):
+class SqlStore(EscalationStoreMixin, AccountStoreMixin, FeedStoreMixin, RecentReadingsMixin):
     """Store implementation shared by every SQL backend."""
 
     def __init__(self, engine: Engine, *, upgrade: bool = True, export: bool = False) -> None:
@@ -117,8 +113,10 @@ class SqlStore(EscalationStoreMixin, AccountStoreMixin, FeedStoreMixin):
         self.feed = False  # write_readings also adds each batch to state_feed (storage/sql_feed.py)
         self._insert = sqlite.insert if engine.dialect.name == "sqlite" else postgresql.insert
         ensure_schema(engine, auto_upgrade=upgrade)  # raises SchemaOutOfDate with what to do
+        self._init_recent()
 
     def close(self) -> None:
+        self._close_recent()
         self.engine.dispose()
 
     # ---------------------------------------------------------------- registry
@@ -273,10 +271,11 @@ class SqlStore(EscalationStoreMixin, AccountStoreMixin, FeedStoreMixin):
                     conn.info["export_queue_fill"] = self.export
                 for i in range(0, len(readings), per):
                     chunk = readings[i:i + per]
-                    sql = _SQLITE_INSERT_FULL if len(chunk) == per else _sqlite_insert_readings(len(chunk))
+                    sql = _SQLITE_INSERT_FULL if len(chunk) == per else sqlite_insert_recent(len(chunk))
                     params = tuple(v for r in chunk for v in (r.meter, r.ts, r.value))
                     new += max(conn.exec_driver_sql(sql, params).rowcount, 0)
                 self._feed_append(conn, readings)
+            self._recent_added(new)
             return new
         # PostgreSQL: one statement of three arrays (unnest), not a row of parameters per reading; with export on,
         # what the INSERT stores goes on to the queue inside the server and no row comes back.
@@ -286,15 +285,28 @@ class SqlStore(EscalationStoreMixin, AccountStoreMixin, FeedStoreMixin):
             self._feed_append(conn, readings)
             return new
 
+    def _reading_tables(self) -> tuple[Any, ...]:
+        """Where readings are: both tables on SQLite (each reading in one of them), ``readings`` on PostgreSQL."""
+        return (t.readings, t.readings_recent) if self.layered else (t.readings,)
+
+    def _union(self, part: Any) -> Any:
+        """``part(table)`` for each table of readings, as one subquery (one statement, one snapshot)."""
+        parts = [part(tab) for tab in self._reading_tables()]
+        return (union_all(*parts) if len(parts) > 1 else parts[0]).subquery()
+
     def readings(
         self, meter: str, start: int | None = None, end: int | None = None, limit: int = 10_000
     ) -> list[Reading]:
-        q = select(t.readings).where(t.readings.c.meter == meter)
-        if start is not None:
-            q = q.where(t.readings.c.ts >= start)
-        if end is not None:
-            q = q.where(t.readings.c.ts < end)
-        q = q.order_by(t.readings.c.ts.desc()).limit(limit)
+        def part(tab: Any) -> Any:
+            q = select(tab.c.meter, tab.c.ts, tab.c.value).where(tab.c.meter == meter)
+            if start is not None:
+                q = q.where(tab.c.ts >= start)
+            if end is not None:
+                q = q.where(tab.c.ts < end)
+            return q
+
+        src = self._union(part)
+        q = select(src).order_by(src.c.ts.desc()).limit(limit)
         with self.engine.connect() as conn:
             rows = [Reading(r.meter, r.ts, r.value) for r in conn.execute(q)]
         rows.reverse()
@@ -303,36 +315,48 @@ class SqlStore(EscalationStoreMixin, AccountStoreMixin, FeedStoreMixin):
     def readings_since(self, start: int) -> Iterator[Reading]:
         """All readings at or after ``start``, in event-time order, streamed a time window at a time.
 
-        Each window is a range of the ``readings_by_ts`` index (a B-tree on SQLite, BRIN on PostgreSQL) read in
-        its own short transaction; an empty window ends the stream only if nothing newer exists (an outage).
+        Each window is a range of ``ts`` (the ``readings_by_ts`` index — a B-tree on SQLite, BRIN on PostgreSQL
+        — and the recent table's key) read in its own short transaction; an empty window ends the stream only if
+        nothing newer exists (an outage).
         """
-        ts = t.readings.c.ts
         lo = start
         while True:
-            q = select(t.readings).where(ts >= lo, ts < lo + READ_WINDOW_S).order_by(ts, t.readings.c.meter)
+            src = self._union(lambda tab, lo=lo: select(tab.c.meter, tab.c.ts, tab.c.value)
+                              .where(tab.c.ts >= lo, tab.c.ts < lo + READ_WINDOW_S))
+            q = select(src).order_by(src.c.ts, src.c.meter)
             with self.engine.connect() as conn:
                 chunk = [Reading(r.meter, r.ts, r.value) for r in conn.execute(q)]
                 if not chunk:
-                    newer = conn.execute(select(ts).where(ts >= lo + READ_WINDOW_S).order_by(ts).limit(1)).scalar()
-                    if newer is None:
+                    firsts = [select(tab.c.ts).where(tab.c.ts >= lo + READ_WINDOW_S).order_by(tab.c.ts).limit(1)
+                              .scalar_subquery() for tab in self._reading_tables()]
+                    newer = [x for x in conn.execute(select(*firsts)).one() if x is not None]
+                    if not newer:
                         return
-                    lo = newer  # skip the gap in one step
+                    lo = min(newer)  # skip the gap in one step
                     continue
             yield from chunk
             lo += READ_WINDOW_S
 
     def latest_readings(self, meters: Sequence[str] | None = None) -> dict[str, Reading]:
-        sub = select(t.readings.c.meter, func.max(t.readings.c.ts).label("ts")).group_by(t.readings.c.meter)
-        if meters is not None:
-            sub = sub.where(t.readings.c.meter.in_(list(meters)))
-        sub = sub.subquery()
-        q = select(t.readings).join(sub, (t.readings.c.meter == sub.c.meter) & (t.readings.c.ts == sub.c.ts))
+        def part(tab: Any) -> Any:
+            sub = select(tab.c.meter, func.max(tab.c.ts).label("ts")).group_by(tab.c.meter)
+            if meters is not None:
+                sub = sub.where(tab.c.meter.in_(list(meters)))
+            sub = sub.subquery()
+            return (select(tab.c.meter, tab.c.ts, tab.c.value)
+                    .join_from(tab, sub, (tab.c.meter == sub.c.meter) & (tab.c.ts == sub.c.ts)))
+
+        latest: dict[str, Reading] = {}
         with self.engine.connect() as conn:
-            return {r.meter: Reading(r.meter, r.ts, r.value) for r in conn.execute(q)}
+            for r in conn.execute(select(self._union(part))):  # each table's latest: the newer one wins
+                if r.meter not in latest or r.ts > latest[r.meter].ts:
+                    latest[r.meter] = Reading(r.meter, r.ts, r.value)
+        return latest
 
     def count_readings(self) -> int:
+        counts = [select(func.count()).select_from(tab).scalar_subquery() for tab in self._reading_tables()]
         with self.engine.connect() as conn:
-            return conn.execute(select(func.count()).select_from(t.readings)).scalar_one()
+            return sum(conn.execute(select(*counts)).one())
 
     # ---------------------------------------------------------------- rejections
     def add_rejections(self, rejections: Sequence[Rejection]) -> None:

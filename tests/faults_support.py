@@ -293,8 +293,12 @@ class ServiceProcess:
 
 
 # --------------------------------------------------------------------------------- the store, from outside
+# Every stored reading: the recent table (SQLite's new readings, storage/sql_recent.py) and the main one.
+ALL_READINGS = "(SELECT meter, ts, value FROM readings UNION ALL SELECT meter, ts, value FROM readings_recent) AS a"
+
+
 class StoreView:
-    """Reads the readings table directly (SQLite or PostgreSQL), independently of the service's Store."""
+    """Reads the readings tables directly (SQLite or PostgreSQL), independently of the service's Store."""
 
     def __init__(self, url: str) -> None:
         self.engine = create_engine(url)
@@ -302,17 +306,17 @@ class StoreView:
     def count(self) -> int:
         try:
             with self.engine.connect() as conn:
-                return conn.execute(text("SELECT count(*) FROM readings")).scalar_one()
+                return conn.execute(text(f"SELECT count(*) FROM {ALL_READINGS}")).scalar_one()
         except Exception:  # noqa: BLE001 - not created yet, or locked for a moment
             return 0
 
     def rows(self) -> list[tuple[str, int, float]]:
         with self.engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(text("SELECT meter, ts, value FROM readings"))]
+            return [tuple(r) for r in conn.execute(text(f"SELECT meter, ts, value FROM {ALL_READINGS}"))]
 
     def distinct(self) -> int:
         with self.engine.connect() as conn:
-            return conn.execute(text("SELECT count(*) FROM (SELECT DISTINCT meter, ts FROM readings) d")).scalar_one()
+            return conn.execute(text(f"SELECT count(*) FROM (SELECT DISTINCT meter, ts FROM {ALL_READINGS}) d")).scalar_one()
 
     def rejections(self) -> list[tuple[str, str]]:
         with self.engine.connect() as conn:

@@ -162,3 +162,115 @@ def test_people_care_and_policies(any_store, tmp_path):
     any_store.upsert_person(Person("p-new", "New volunteer", Role.VOLUNTEER, "en"))
     any_store.set_household_care("H1", [Assignment(Target.VOLUNTEER, "p-new")])
     assert [(a.target, a.person) for a in any_store.assignments(household="H1")] == [(Target.VOLUNTEER, "p-new")]
+
+
+# ------------------------------------------------------------------ recent readings and their fold (sql_recent.py)
+# On SQLite new readings go to readings_recent and a fold moves them into readings; PostgreSQL writes to readings
+# and folds nothing. Every assertion on what the store returns holds for both.
+def _day(meter: str, first: int, n: int, value: float = 1.0) -> list[Reading]:
+    return [Reading(meter, first + i * 900, value + i) for i in range(n)]
+
+
+def _recent_left(store, sqlite_rows: int) -> int:
+    return sqlite_rows if store.layered else 0
+
+
+def test_a_folded_reading_redelivered_is_not_stored_again(loaded):
+    old = _day("H1-W", 10_000, 6) + _day("H2-E", 10_000, 6)
+    assert loaded.write_readings(old) == 12
+    loaded.fold_keep_s = 900  # the newest 15 minutes stay recent
+    assert loaded.fold_all() == _recent_left(loaded, 10)
+    assert loaded.recent_count() == _recent_left(loaded, 2)
+    newer = _day("H1-W", 10_000 + 6 * 900, 2, value=7.0)
+    assert loaded.write_readings(old + newer + old[:3]) == 2  # folded, still recent, in one batch twice
+    assert loaded.count_readings() == 14
+    assert loaded.readings("H1-W") == _day("H1-W", 10_000, 8)
+    assert loaded.latest_readings() == {"H1-W": newer[-1], "H2-E": old[-1]}
+
+
+def test_a_late_reading_below_the_watermark_is_stored_once(loaded):
+    loaded.write_readings(_day("H1-W", 10_000, 4) + _day("H2-E", 10_000, 4))
+    loaded.fold_keep_s = 0
+    loaded.fold_all()
+    late = [Reading("H1-W", 10_000 + 450, 7.5), Reading("H2-W", 9_000, 3.0)]  # between folded ones; a new meter
+    assert loaded.write_readings(late) == 2
+    assert loaded.write_readings(late) == 0
+    assert loaded.recent_count() == _recent_left(loaded, 2)
+    loaded.fold_all()
+    assert loaded.write_readings(late + [Reading("H1-W", 10_000, 99.0)]) == 0  # a changed value is a duplicate too
+    assert loaded.recent_count() == 0 and loaded.count_readings() == 10
+    assert [r.ts for r in loaded.readings("H1-W", start=10_000, end=11_000)] == [10_000, 10_450, 10_900]
+    assert loaded.readings("H1-W", limit=1) == [Reading("H1-W", 12_700, 4.0)]
+
+
+def test_reads_span_both_tables_with_the_same_results(loaded):
+    rs = [r for m in ("H1-W", "H2-E", "H3-W") for r in _day(m, 100_000, 8)]
+    loaded.write_readings(rs)
+    before = (loaded.readings("H2-E", 100_900, 105_000, limit=3), list(loaded.readings_since(101_000)),
+              loaded.latest_readings(), loaded.latest_readings(["H3-W"]), loaded.count_readings())
+    loaded.fold_keep_s = 4 * 900  # the first four readings of each meter go, the last four stay
+    loaded.fold_all()
+    assert loaded.recent_count() == _recent_left(loaded, 12)
+    after = (loaded.readings("H2-E", 100_900, 105_000, limit=3), list(loaded.readings_since(101_000)),
+             loaded.latest_readings(), loaded.latest_readings(["H3-W"]), loaded.count_readings())
+    assert after == before
+    loaded.write_readings([Reading("H4-E", 50_000, 1.0)])  # a meter only in the recent table, long before
+    assert [r.ts for r in before[0]] == [102_700, 103_600, 104_500]  # the newest three of the range, oldest first
+    assert [(r.ts, r.meter) for r in loaded.readings_since(0)][:2] == [(50_000, "H4-E"), (100_000, "H1-W")]
+    assert loaded.latest_readings()["H4-E"] == Reading("H4-E", 50_000, 1.0)
+
+
+def test_a_fold_moves_a_slice_a_call_and_readings_written_meanwhile_stay(loaded):
+    rs = [r for m in ("H1-W", "H1-E", "H2-W", "H2-E") for r in _day(m, 20_000, 5)]
+    loaded.write_readings(rs)
+    loaded.fold_keep_s, loaded.fold_slice_rows = 0, 6
+    # the pass's first six readings (H1-E's five, H1-W's first) name meters H1-E..H1-W at five timestamps: ten go
+    assert loaded.fold_readings(force=True) == _recent_left(loaded, 10)
+    late = [Reading("H1-E", 20_100, 0.5), Reading("H2-W", 20_100, 0.5), Reading("H3-W", 30_000, 1.0),
+            Reading("H1-X", 20_000, 2.0)]  # the last one at a timestamp and in the meters of the next slice
+    assert loaded.write_readings(late + rs[:3]) == 4
+    assert loaded.count_readings() == 24 and loaded.readings("H1-E")[:2] == [Reading("H1-E", 20_000, 1.0), late[0]]
+    moved = [loaded.fold_readings() for _ in range(4)]  # H1-X and H2-E's five, H2-W's five, nothing left, no pass
+    assert moved == ([6, 5, 0, 0] if loaded.layered else [0, 0, 0, 0])
+    assert loaded.recent_count() == _recent_left(loaded, 3)  # at timestamps the pass did not have
+    assert loaded.count_readings() == 24 and list(loaded.readings_since(0)) == sorted(rs + late, key=lambda r: (r.ts, r.meter))
+    loaded.fold_all()
+    assert loaded.recent_count() == 0 and loaded.write_readings(rs + late) == 0
+
+
+def test_a_fold_queues_nothing_again_for_export(any_store):
+    from storage.influx_feed import ExportQueue
+    from storage.sql import open_store
+
+    store = open_store(any_store.engine.url.render_as_string(hide_password=False), upgrade=True, export=True)
+    try:
+        queue = ExportQueue(store.engine)
+        rs = _day("H1-W", 10_000, 5)
+        store.write_readings(rs)
+        store.fold_keep_s = 900
+        store.fold_all()
+        assert store.write_readings(rs + [Reading("H1-W", 9_000, 1.0)]) == 1  # one late reading, below the fold
+        store.fold_all()
+        assert store.recent_count() == _recent_left(store, 1)
+        assert sorted((r.meter, r.ts) for r in queue.oldest(100)) == sorted(
+            [("H1-W", 9_000)] + [(r.meter, r.ts) for r in rs])
+    finally:
+        store.close()
+
+
+def test_a_new_store_on_the_same_database_keeps_the_watermark(any_store):
+    from storage.sql import open_store
+
+    url = any_store.engine.url.render_as_string(hide_password=False)
+    rs = _day("H1-W", 10_000, 6)
+    any_store.write_readings(rs)
+    any_store.fold_keep_s = 900
+    any_store.fold_readings(force=True)  # the whole pass in one slice
+    any_store.close()
+    again = open_store(url, upgrade=True)
+    try:
+        assert again.recent_count() == _recent_left(again, 1)
+        assert again.write_readings(rs + [Reading("H1-W", 10_000 + 450, 0.5)]) == 1
+        assert again.count_readings() == 7 and again.readings("H1-W")[:2] == [rs[0], Reading("H1-W", 10_450, 0.5)]
+    finally:
+        again.close()

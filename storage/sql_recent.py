@@ -1,0 +1,180 @@
+"""Recent readings on SQLite: written clustered by time (``readings_recent``), folded into ``readings`` in key order.
+
+Snapshot uploads (a gateway's meters at one instant) put every reading on a different leaf of ``readings``, keyed
+(meter, ts), so each commit wrote about a page per reading. ``readings_recent`` is keyed (ts, meter): the same
+readings append at its right edge. A fold pass later moves the readings older than a horizon into ``readings`` in
+(meter, ts) order, so each leaf there is written once for all of a meter's readings in the pass, a slice of
+``fold_slice_rows`` readings a transaction (insert into ``readings`` and delete from the recent table together).
+
+A reading is in one table or the other, never both. ``readings`` holds nothing newer than its own highest ``ts``
+(the watermark, read from its ts index inside each INSERT), so a new reading above it is looked up in the recent
+table only; one at or below it (late, or redelivered after its fold) is also looked up in ``readings``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, func, select, text
+
+from storage import schema as t
+
+log = logging.getLogger(__name__)
+
+FOLD_ROWS = 1_000_000  # a pass starts once the recent table has grown by this many readings since the last one
+FOLD_SPAN_S = 6 * 3600  # ... or once its oldest reading is this much older than its newest
+FOLD_KEEP_S = 3600  # a pass leaves the newest hour of event time in the recent table
+FOLD_SLICE_ROWS = 50_000  # readings moved per transaction
+SPAN_CHECK_EVERY_S = 60.0  # how often fold_readings looks at the span (two index look-ups)
+
+_R, _M = t.readings_recent.name, t.readings.name
+_PASS_TABLE = "fold_pass"  # the pass's readings in (meter, ts) order, rowid = position; on the pass's connection
+_PASS_FILL = (f"CREATE TEMP TABLE {_PASS_TABLE} AS SELECT meter, ts, value FROM main.{_R} WHERE ts <= ? "
+              "ORDER BY meter, ts")
+# A slice: the recent readings of the meters from the pass's row :lo + 1 to its row :hi, at the timestamps of those
+# rows (a range of meters within each timestamp: the recent table's key order). Insert and delete name the same
+# readings in one transaction, so each moves exactly once, a reading stored since the pass began included.
+_SLICE = (f"ts IN (SELECT ts FROM temp.{_PASS_TABLE} WHERE rowid > :lo AND rowid <= :hi) AND meter BETWEEN "
+          f"(SELECT meter FROM temp.{_PASS_TABLE} WHERE rowid = :lo + 1) AND "
+          f"(SELECT meter FROM temp.{_PASS_TABLE} WHERE rowid = :hi)")
+_SLICE_INSERT = (f"INSERT INTO main.{_M} (meter, ts, value) SELECT meter, ts, value FROM main.{_R} WHERE {_SLICE} "
+                 "ORDER BY meter, ts ON CONFLICT (meter, ts) DO NOTHING")
+_SLICE_DELETE = f"DELETE FROM main.{_R} WHERE {_SLICE}"
+
+def sqlite_insert_recent(rows: int) -> str:
+    """One INSERT of ``rows`` readings into the recent table, each stored once across both tables.
+
+    ``readings`` is consulted only for a reading at or below its highest ts (one index look-up per statement);
+    ON CONFLICT skips one already in the recent table. rowcount is the number of readings stored.
+    """
+    values = ", ".join(["(?, ?, ?)"] * rows)
+    return (f"INSERT INTO {_R} (meter, ts, value) SELECT v.column1, v.column2, v.column3 FROM (VALUES {values}) AS v "
+            f"WHERE v.column2 > (SELECT max(ts) FROM {_M}) "
+            f"OR NOT EXISTS (SELECT 1 FROM {_M} AS f WHERE f.meter = v.column1 AND f.ts = v.column2) "
+            "ON CONFLICT (ts, meter) DO NOTHING")
+
+
+@dataclass
+class FoldPass:
+    """A fold under way: its own connection (the temp table lives there), the horizon and how far it has got."""
+
+    conn: Any
+    horizon: int
+    rows: int
+    done: int = 0
+
+
+class RecentReadingsMixin:
+    """SqlStore's part for the recent table and its fold (SQLite only; on PostgreSQL ``fold_readings`` does nothing)."""
+
+    engine: Engine
+    fold_rows = FOLD_ROWS
+    fold_span_s = FOLD_SPAN_S
+    fold_keep_s = FOLD_KEEP_S
+    fold_slice_rows = FOLD_SLICE_ROWS
+
+    def _init_recent(self) -> None:
+        self.layered = self.engine.dialect.name == "sqlite"  # new readings go to the recent table first
+        self._recent_rows: int | None = None  # readings in the recent table, as far as this process knows
+        self._recent_floor = 0  # what the last pass left there
+        self._span_checked = float("-inf")
+        self._fold: FoldPass | None = None
+
+    def _recent_added(self, n: int) -> None:
+        if self._recent_rows is not None:
+            self._recent_rows += n
+
+    def recent_count(self) -> int:
+        """Readings in the recent table now (a full count)."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(t.readings_recent)).scalar_one()
+
+    def fold_readings(self, *, force: bool = False) -> int:
+        """When a fold is due (or ``force``), move one slice of recent readings older than the horizon into
+        ``readings``; return how many moved (0 when nothing is due). The batch writer calls it after each batch."""
+        if not self.layered:
+            return 0
+        if self._fold is None:
+            if not (force or self._fold_due()):
+                return 0
+            self._fold = self._start_pass()
+            if self._fold is None:
+                return 0
+        return self._fold_slice(self._fold)
+
+    def fold_all(self) -> int:
+        """Fold everything older than the horizon now, slice by slice (tools and tests); return how many moved."""
+        moved = self.fold_readings(force=True)
+        while self._fold is not None:
+            moved += self.fold_readings()
+        return moved
+
+    def _fold_due(self) -> bool:
+        if self._recent_rows is None:
+            self._recent_rows = self._recent_floor = self.recent_count()
+        if self._recent_rows - self._recent_floor >= self.fold_rows:
+            return True
+        now = time.monotonic()
+        if now - self._span_checked < SPAN_CHECK_EVERY_S:
+            return False
+        self._span_checked = now
+        c = t.readings_recent.c
+        with self.engine.connect() as conn:
+            oldest, newest = conn.execute(select(func.min(c.ts), func.max(c.ts))).one()
+        return oldest is not None and newest - oldest > self.fold_span_s
+
+    def _start_pass(self) -> FoldPass | None:
+        """Copy the readings to fold, in key order, into a temp table of a connection kept for the pass (reading
+        the recent table does not block writers). Leave temp_store alone: changing it drops the connection's temp
+        objects, the export trigger among them."""
+        conn = self.engine.connect()
+        try:
+            newest = conn.execute(select(func.max(t.readings_recent.c.ts))).scalar()
+            if newest is None:
+                conn.close()
+                return None
+            horizon = newest - self.fold_keep_s
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{_PASS_TABLE}")
+            conn.exec_driver_sql(_PASS_FILL, (horizon,))
+            rows = conn.exec_driver_sql(f"SELECT max(rowid) FROM temp.{_PASS_TABLE}").scalar() or 0
+            conn.commit()
+        except Exception:
+            conn.close()
+            raise
+        if rows == 0:
+            self._end_pass(FoldPass(conn, horizon, 0))
+            return None
+        log.info("folding %d recent readings up to ts %d into readings", rows, horizon)
+        return FoldPass(conn, horizon, rows)
+
+    def _fold_slice(self, fold: FoldPass) -> int:
+        span = {"lo": fold.done, "hi": min(fold.done + self.fold_slice_rows, fold.rows)}
+        try:
+            with fold.conn.begin():
+                fold.conn.execute(text(_SLICE_INSERT), span)
+                moved = max(fold.conn.execute(text(_SLICE_DELETE), span).rowcount, 0)
+        except Exception:
+            self._end_pass(fold)  # the next pass starts over from what the recent table holds then
+            raise
+        fold.done = span["hi"]
+        if self._recent_rows is not None:
+            self._recent_rows -= moved
+        if fold.done >= fold.rows:
+            self._end_pass(fold)
+        return moved
+
+    def _end_pass(self, fold: FoldPass) -> None:
+        self._fold = None
+        try:
+            fold.conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{_PASS_TABLE}")
+            fold.conn.commit()
+        finally:
+            fold.conn.close()
+        self._recent_rows = self._recent_floor = self.recent_count()
+
+    def _close_recent(self) -> None:
+        if self._fold is not None:
+            self._end_pass(self._fold)
