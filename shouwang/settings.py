@@ -165,6 +165,8 @@ def insecure_settings(settings: Settings, *, broker: bool = True) -> list[str]:
     if broker and (not settings.mqtt_username or _placeholder(password)):
         problems.append("SHOUWANG_MQTT_USERNAME / SHOUWANG_MQTT_PASSWORD: set the broker service account "
                         "(`shouwang gateway service-password` prints both)")
+    problems += [f"SHOUWANG_CHANNEL_SECRETS: {name} is empty or a placeholder: set the real value"
+                 for name, value in settings.channel_secrets.items() if _placeholder(value.get_secret_value())]
     for name, value in settings:
         env = f"SHOUWANG_{name.upper()}"
         if isinstance(value, SecretStr) and name not in ("secret_key", "mqtt_password"):

@@ -34,7 +34,7 @@ from shouwang.domain import (
 )
 from shouwang.registry import RegistryError, load_registry
 from shouwang.service import Service
-from shouwang.settings import Settings
+from shouwang.settings import Settings, insecure_settings
 from shouwang.state import ActivityModel, HouseholdState
 from storage import open_store
 
@@ -86,6 +86,12 @@ def test_settings_refuse_a_secret_name_no_reference_can_use(monkeypatch):
         Settings()
     monkeypatch.setenv("SHOUWANG_CHANNEL_SECRETS", "null")  # what compose passes when .env leaves it unset
     assert Settings().channel_secrets == {}
+
+
+def test_a_placeholder_channel_secret_is_refused_outside_demo_mode():
+    problems = insecure_settings(Settings(channel_secrets={"WECOM_GRID1": "changeme", "DINGTALK_ST": "d-7f2c"}))
+    assert "SHOUWANG_CHANNEL_SECRETS: WECOM_GRID1 is empty or a placeholder: set the real value" in problems
+    assert not [p for p in problems if "DINGTALK_ST" in p or "d-7f2c" in p]
 
 
 def _registry_file(tmp_path: Path, channel: str) -> Path:
