@@ -50,6 +50,7 @@ import sys
 import tempfile
 import threading
 import time
+import timeit
 import tracemalloc
 import uuid
 from dataclasses import dataclass, field
@@ -498,6 +499,12 @@ def sqlite_insert_rate(path: Path, rows: list[tuple[str, int, float]], per_txn: 
     return len(rows) / elapsed
 
 
+def remove_sqlite(path: Path) -> None:
+    """Delete a SQLite database and its WAL and shared-memory files."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+
+
 def store_write_rate(path: Path, rows: list[tuple[str, int, float]], per_batch: int) -> dict:
     """SqlStore.write_readings in batches of ``per_batch`` as the batch writer makes them, each followed by the
     writer's call to fold_readings (a slice of a fold when one is due): the fold's cost is inside the rate."""
@@ -773,13 +780,8 @@ def stage_costs(workdir: Path) -> dict:
     now = int(time.time())
     out: dict[str, float] = {}
 
-    def best(fn, repeat: int = 5) -> float:
-        times = []
-        for _ in range(repeat):
-            t = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t)
-        return min(times)
+    def best(fn) -> float:  # the fastest of 5 runs
+        return min(timeit.repeat(fn, number=1, repeat=5))
 
     for label, w in (("single", Workload(2500, t0=now - 4 * STEP, rounds=4)),
                      ("batch100", Workload(2500, t0=now - 4 * STEP, rounds=4, batch=100))):
@@ -814,8 +816,7 @@ def stage_costs(workdir: Path) -> dict:
         out[f"store.write_readings, {per:,} a transaction, µs/reading"] = \
             (time.perf_counter() - t) / len(readings) * 1e6
         store.close()
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(path) + suffix).unlink(missing_ok=True)
+        remove_sqlite(path)
     return out
 
 
@@ -976,8 +977,7 @@ def alert_latency(args: argparse.Namespace, workdir: Path, alerts: int, tick_s: 
         time.sleep(0.2)
     finally:
         stop_service(args, svc, store)
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(db) + suffix).unlink(missing_ok=True)
+        remove_sqlite(db)
     sent_at = dict(zip(order, res["sent_at"], strict=True))
     first_note: dict[str, float] = {}
     other = 0
@@ -1227,8 +1227,7 @@ def run(args: argparse.Namespace) -> int:
                 r_big = sqlite_insert_rate(copy, rows, per)
                 res.add(f"4 SQLite insert, {size} rows, {shape}", fmt_rate(r_big, "rows/s"), "reference (~60,000)",
                         f"{len(rows):,} rows in the order of the {shape} uploads", rows_per_s=r_big)
-                for suffix in ("", "-wal", "-shm"):
-                    Path(str(copy) + suffix).unlink(missing_ok=True)
+                remove_sqlite(copy)
                 shutil.copyfile(big, copy)
                 rows = upload.rows()
                 st = store_write_rate(copy, rows, per)
@@ -1237,8 +1236,7 @@ def run(args: argparse.Namespace) -> int:
                         f"{len(rows):,} rows; writes {st['write_s']:.1f} s, fold {st['fold_s']:.1f} s moving "
                         f"{st['folded']:,} in {st['fold_calls']} calls (longest {st['longest_fold_call_s']:.2f} s); "
                         f"{st['recent_at_end']:,} left recent", **st)
-                for suffix in ("", "-wal", "-shm"):
-                    Path(str(copy) + suffix).unlink(missing_ok=True)
+                remove_sqlite(copy)
 
         if 3 in args.phases:
             assert big is not None
@@ -1261,8 +1259,7 @@ def run(args: argparse.Namespace) -> int:
                         ("" if out["complete"] else "INCOMPLETE (see the log); ")
                         + f"{w.get('readings_per_flush', 0):,.0f} readings a transaction; "
                         f"service start-up on this store {out['startup_s']:.0f} s", **out)
-                for suffix in ("", "-wal", "-shm"):
-                    Path(str(work) + suffix).unlink(missing_ok=True)
+                remove_sqlite(work)
 
         if 5 in args.phases:
             print(f"\n[5] household state for {args.state_households:,} households; detector sweep over "

@@ -8,8 +8,13 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shouwang.logs import setup_logging
+
+if TYPE_CHECKING:  # the CLI imports the heavy modules only in the command that needs them
+    from shouwang.domain import Registry
+    from shouwang.settings import Settings
 
 log = logging.getLogger("shouwang")
 
@@ -112,7 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def channel_secret_problems(settings, registry) -> list[str]:
+def channel_secret_problems(settings: Settings, registry: Registry) -> list[str]:
     """References in the registry's channel URLs and SHOUWANG_WEBHOOK_URLS that this process cannot fill in."""
     from alerts.channels.secrets import unresolved
 

@@ -37,11 +37,16 @@ def references(url: str) -> list[str]:
 
 def resolve(url: str, secrets: Mapping[str, str]) -> str:
     """The URL with every ``${NAME}`` replaced by ``secrets[NAME]``; the error names what is missing, never a value."""
-    missing = [n for n in references(url) if n not in secrets]
-    if missing:
-        raise ChannelSecretError(f"channel URL refers to ${{{missing[0]}}}, which SHOUWANG_CHANNEL_SECRETS does not "
+    absent = missing(url, secrets)
+    if absent:
+        raise ChannelSecretError(f"channel URL refers to ${{{absent[0]}}}, which SHOUWANG_CHANNEL_SECRETS does not "
                                  "define in this process (only the ingest role is given the channel secrets)")
     return _REFERENCE.sub(lambda m: secrets[m.group(1)], url)
+
+
+def missing(url: str, secrets: Mapping[str, str]) -> list[str]:
+    """The names ``url`` refers to that ``secrets`` does not define; raises ChannelSecretError for a malformed one."""
+    return [n for n in references(url) if n not in secrets]
 
 
 def stand_ins(url: str) -> dict[str, str]:
@@ -54,9 +59,9 @@ def unresolved(urls: Iterable[tuple[str, str]], secrets: Mapping[str, str]) -> l
     problems = []
     for owner, url in urls:
         try:
-            missing = [n for n in references(url) if n not in secrets]
+            absent = missing(url, secrets)
         except ChannelSecretError as exc:
             problems.append(f"{owner}: {exc}")
             continue
-        problems += [f"{owner}: ${{{n}}} is not in SHOUWANG_CHANNEL_SECRETS" for n in missing]
+        problems += [f"{owner}: ${{{n}}} is not in SHOUWANG_CHANNEL_SECRETS" for n in absent]
     return problems
