@@ -17,6 +17,7 @@ from storage.base import Store
 
 log = logging.getLogger(__name__)
 LINGER_POLL_S = 0.002  # while a batch waits for more messages, how often the writer looks at the queue
+FOLD_IDLE_S = 1.0  # when no fold is due, the fold thread asks again after the next batch or this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +58,14 @@ class BatchWriter:
         self._queue: queue.Queue[Pending] = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="batch-writer", daemon=True)
+        # The store's fold of recent readings (SQLite) runs beside the batches, mostly inside SQLite without the GIL;
+        # the store gives a waiting batch the write lock before the next fold slice (storage/sql_recent.py).
+        self._fold_thread = threading.Thread(target=self._fold_loop, name="fold", daemon=True)
+        self._stored = threading.Event()  # set after each batch: a fold may have fallen due
 
     def start(self) -> None:
         self._thread.start()
+        self._fold_thread.start()
 
     def submit(self, item: Pending) -> None:
         """Queue a handled message; blocks when the queue is full (back-pressure on the broker)."""
@@ -74,7 +80,9 @@ class BatchWriter:
     def stop(self, timeout: float = 10.0) -> None:
         """Drain what is queued, store it, then stop."""
         self._stop.set()
+        self._stored.set()
         self._thread.join(timeout)
+        self._fold_thread.join(timeout)
 
     def _run(self) -> None:
         while True:
@@ -83,7 +91,7 @@ class BatchWriter:
                 self._flush(batch)
                 for _ in batch:
                     self._queue.task_done()
-                self._fold()
+                self._stored.set()
             elif self._stop.is_set():
                 return
 
@@ -133,16 +141,24 @@ class BatchWriter:
                 except Exception:
                     log.exception("acknowledging a stored message failed; the broker will redeliver it")
 
-    def _fold(self) -> None:
-        """After a batch is acknowledged: one slice of the store's fold of recent readings, when one is due."""
+    def _fold_loop(self) -> None:
+        """Slice after slice of the store's fold of recent readings while one is due; otherwise wait for a batch."""
+        while not self._stop.is_set():
+            if not self._fold():
+                self._stored.wait(FOLD_IDLE_S)
+                self._stored.clear()
+
+    def _fold(self) -> int:
+        """One slice of the store's fold of recent readings, when one is due; how many readings it moved."""
         try:
             folded = self.store.fold_readings()
-        except Exception:  # the readings stay in the recent table; the next batch tries again
+        except Exception:  # the readings stay in the recent table; the next try starts the pass over
             self.stats.add("fold_errors")
-            log.exception("folding recent readings failed; trying again after the next batch")
-            return
+            log.exception("folding recent readings failed; trying again shortly")
+            return 0
         if folded:
             self.stats.add("readings_folded", folded)
+        return folded
 
     def _store_all(self, readings: list[Reading], rejections: list[Rejection], statuses: list[GatewayStatus]) -> None:
         new = self.store.write_readings(readings)

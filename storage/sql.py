@@ -265,7 +265,7 @@ class SqlStore(EscalationStoreMixin, AccountStoreMixin, FeedStoreMixin, RecentRe
             # thread busy, each row then waits for the GIL (a convoy), which made storing the slowest stage.
             # rowcount of each statement is the number of rows it inserted (conflicts are not counted).
             new, per = 0, SQLITE_ROWS_PER_INSERT
-            with self.engine.begin() as conn:
+            with self._turns.write(), self.engine.begin() as conn:
                 if conn.info.get("export_queue_fill", False) != self.export:  # per connection of the pool
                     conn.exec_driver_sql(_SQLITE_QUEUE_TRIGGER if self.export else _SQLITE_QUEUE_TRIGGER_OFF)
                     conn.info["export_queue_fill"] = self.export
@@ -275,7 +275,7 @@ class SqlStore(EscalationStoreMixin, AccountStoreMixin, FeedStoreMixin, RecentRe
                     params = tuple(v for r in chunk for v in (r.meter, r.ts, r.value))
                     new += max(conn.exec_driver_sql(sql, params).rowcount, 0)
                 self._feed_append(conn, readings)
-            self._recent_added(new)
+                self._recent_added(new)
             return new
         # PostgreSQL: one statement of three arrays (unnest), not a row of parameters per reading; with export on,
         # what the INSERT stores goes on to the queue inside the server and no row comes back.

@@ -14,7 +14,10 @@ table only; one at or below it (late, or redelivered after its fold) is also loo
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +60,55 @@ def sqlite_insert_recent(rows: int) -> str:
             "ON CONFLICT (ts, meter) DO NOTHING")
 
 
+class WritersFirst:
+    """Turns at SQLite's one write lock between batch writes and the fold: a fold slice starts only while no batch
+    waits, and a batch waits for at most the slice under way.
+
+    Left to SQLite, a batch that finds the fold writing sleeps in the busy handler (1, 2, 5, 10 ms ... at a time)
+    and the messages it carries stay unacknowledged; here it is woken the moment the slice commits.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._busy = False
+        self._writes_waiting = 0
+
+    @property
+    def writes_waiting(self) -> int:
+        """Batch writes waiting for their turn now."""
+        with self._cond:
+            return self._writes_waiting
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        """A batch's turn: as soon as the write lock is free."""
+        with self._cond:
+            self._writes_waiting += 1
+            self._cond.wait_for(lambda: not self._busy)
+            self._writes_waiting -= 1
+            self._busy = True
+        try:
+            yield
+        finally:
+            self._release()
+
+    @contextmanager
+    def fold(self) -> Iterator[None]:
+        """A fold slice's turn: once the write lock is free and no batch is waiting for it."""
+        with self._cond:
+            self._cond.wait_for(lambda: not self._busy and self._writes_waiting == 0)
+            self._busy = True
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        with self._cond:
+            self._busy = False
+            self._cond.notify_all()
+
+
 @dataclass
 class FoldPass:
     """A fold under way: its own connection (the temp table lives there), the horizon and how far it has got."""
@@ -82,6 +134,7 @@ class RecentReadingsMixin:
         self._recent_floor = 0  # what the last pass left there
         self._span_checked = float("-inf")
         self._fold: FoldPass | None = None
+        self._turns = WritersFirst()  # batch writes and fold slices take turns (they run on different threads)
 
     def _recent_added(self, n: int) -> None:
         if self._recent_rows is not None:
@@ -106,15 +159,19 @@ class RecentReadingsMixin:
         return self._fold_slice(self._fold)
 
     def fold_all(self) -> int:
-        """Fold everything older than the horizon now, slice by slice (tools and tests); return how many moved."""
-        moved = self.fold_readings(force=True)
+        """Finish a pass under way, then fold everything older than the horizon now, slice by slice (tools and
+        tests); return how many moved."""
+        moved = 0
+        while self._fold is not None:
+            moved += self.fold_readings()
+        moved += self.fold_readings(force=True)
         while self._fold is not None:
             moved += self.fold_readings()
         return moved
 
     def _fold_due(self) -> bool:
         if self._recent_rows is None:
-            self._recent_rows = self._recent_floor = self.recent_count()
+            self._recount()
         if self._recent_rows - self._recent_floor >= self.fold_rows:
             return True
         now = time.monotonic()
@@ -153,15 +210,15 @@ class RecentReadingsMixin:
     def _fold_slice(self, fold: FoldPass) -> int:
         span = {"lo": fold.done, "hi": min(fold.done + self.fold_slice_rows, fold.rows)}
         try:
-            with fold.conn.begin():
+            with self._turns.fold(), fold.conn.begin():
                 fold.conn.execute(text(_SLICE_INSERT), span)
                 moved = max(fold.conn.execute(text(_SLICE_DELETE), span).rowcount, 0)
+                if self._recent_rows is not None:
+                    self._recent_rows -= moved
         except Exception:
             self._end_pass(fold)  # the next pass starts over from what the recent table holds then
             raise
         fold.done = span["hi"]
-        if self._recent_rows is not None:
-            self._recent_rows -= moved
         if fold.done >= fold.rows:
             self._end_pass(fold)
         return moved
@@ -173,7 +230,12 @@ class RecentReadingsMixin:
             fold.conn.commit()
         finally:
             fold.conn.close()
-        self._recent_rows = self._recent_floor = self.recent_count()
+        self._recount()
+
+    def _recount(self) -> None:
+        """Count the recent table afresh; between batches, so none is added to the count while it is taken."""
+        with self._turns.fold():
+            self._recent_rows = self._recent_floor = self.recent_count()
 
     def _close_recent(self) -> None:
         if self._fold is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from conftest import small_registry
 
@@ -274,3 +276,29 @@ def test_a_new_store_on_the_same_database_keeps_the_watermark(any_store):
         assert again.count_readings() == 7 and again.readings("H1-W")[:2] == [rs[0], Reading("H1-W", 10_450, 0.5)]
     finally:
         again.close()
+
+
+def test_batches_and_a_fold_on_two_threads_store_every_reading_once(loaded):
+    """What ingest does: the writer's batches on one thread, fold slices on another (ingest/writer.py)."""
+    loaded.fold_keep_s, loaded.fold_rows, loaded.fold_slice_rows = 0, 40, 25
+    meters = ["H1-W", "H1-E", "H2-W", "H2-E", "H3-W"]
+    batches = [[Reading(m, 1_000 + step * 900, float(step)) for step in range(b * 4, b * 4 + 4) for m in meters]
+               for b in range(30)]
+    done, moved = threading.Event(), []
+
+    def fold() -> None:
+        while not done.is_set():
+            moved.append(loaded.fold_readings())
+
+    folder = threading.Thread(target=fold)
+    folder.start()
+    try:
+        stored = [loaded.write_readings(b + b[:3]) for b in batches]  # a redelivered reading in every batch
+    finally:
+        done.set()
+        folder.join()
+    assert stored == [20] * 30
+    assert sum(moved) > 0 if loaded.layered else sum(moved) == 0
+    loaded.fold_all()
+    assert loaded.count_readings() == 600 and loaded.recent_count() == 0
+    assert list(loaded.readings_since(0)) == sorted((r for b in batches for r in b), key=lambda r: (r.ts, r.meter))

@@ -1,0 +1,102 @@
+"""The fold of recent readings beside the batch writer: turns at SQLite's write lock, and the writer's fold thread."""
+
+from __future__ import annotations
+
+import threading
+
+from conftest import small_registry
+from faults_support import wait_until
+
+from ingest.handler import HandleResult
+from ingest.stats import IngestStats
+from ingest.writer import BatchWriter, Pending
+from shouwang.domain import Reading
+from shouwang.state import ActivityModel, HouseholdState
+from storage.sql import open_store
+from storage.sql_recent import WritersFirst
+
+
+def test_a_waiting_batch_goes_before_the_next_fold_slice() -> None:
+    turns, order = WritersFirst(), []
+    in_slice, end_slice = threading.Event(), threading.Event()
+
+    def first_slice() -> None:
+        with turns.fold():
+            in_slice.set()
+            end_slice.wait(10)
+            order.append("slice 1")
+
+    def batch() -> None:
+        with turns.write():
+            order.append("batch")
+
+    def second_slice() -> None:
+        with turns.fold():
+            order.append("slice 2")
+
+    threads = [threading.Thread(target=f) for f in (first_slice, batch, second_slice)]
+    threads[0].start()
+    assert in_slice.wait(10)
+    threads[1].start()
+    wait_until(lambda: turns.writes_waiting == 1, 10, "the batch to wait for its turn")
+    threads[2].start()  # asks while the batch waits: it must come after it
+    end_slice.set()
+    for th in threads:
+        th.join(10)
+    assert order == ["slice 1", "batch", "slice 2"]
+
+
+def test_a_fold_slice_waits_for_the_batch_under_way() -> None:
+    turns, order = WritersFirst(), []
+    in_batch, end_batch = threading.Event(), threading.Event()
+
+    def batch() -> None:
+        with turns.write():
+            in_batch.set()
+            end_batch.wait(10)
+            order.append("batch")
+
+    def fold_slice() -> None:
+        with turns.fold():
+            order.append("slice")
+
+    b, f = threading.Thread(target=batch), threading.Thread(target=fold_slice)
+    b.start()
+    assert in_batch.wait(10)
+    f.start()
+    f.join(0.2)
+    assert f.is_alive() and order == []  # still waiting
+    end_batch.set()
+    b.join(10)
+    f.join(10)
+    assert order == ["batch", "slice"]
+
+
+def test_the_writer_folds_on_its_own_thread_and_every_reading_is_kept_once(tmp_path) -> None:
+    registry = small_registry()
+    store = open_store(f"sqlite:///{tmp_path / 'fold.db'}")
+    store.upsert_registry(registry)
+    store.fold_rows, store.fold_keep_s = 30, 0  # a pass after every few batches, the whole recent table each time
+    stats = IngestStats()
+    writer = BatchWriter(store, HouseholdState(registry, ActivityModel()), stats, max_readings=20, max_delay_s=0.0)
+    meters = [m.id for m in registry.meters]
+    readings = [Reading(m, 1_000 + step * 900, float(step)) for step in range(40) for m in meters]
+    acked: list[int] = []
+    writer.start()
+    try:
+        for i in range(0, len(readings), 10):
+            writer.submit(Pending(HandleResult(readings=readings[i:i + 10]), ack=lambda i=i: acked.append(i)))
+        assert writer.wait_idle(30)
+        # a pass falls due each time the recent table has grown by 30 since the last one left it
+        wait_until(lambda: stats.get("readings_folded") >= len(readings) // 2, 30, "the fold thread to fold")
+    finally:
+        writer.stop()
+    left = store.recent_count()
+    store.close()
+    assert len(acked) == len(readings) // 10
+    assert stats.get("readings_stored") == len(readings) == stats.get("readings_folded") + left
+    reopened = open_store(f"sqlite:///{tmp_path / 'fold.db'}")
+    try:
+        assert list(reopened.readings_since(0)) == sorted(readings, key=lambda r: (r.ts, r.meter))
+    finally:
+        reopened.close()
