@@ -16,10 +16,10 @@ Q = 900
 FRIDGE = [0.05, 0.05, 0.15]  # compressor on for a quarter hour in three: 0.083 kW on average
 
 
-def _day() -> list[float]:
+def _day(fridge: list[float] = FRIDGE) -> list[float]:
     """A day of a quiet home, kW per quarter hour: the fridge all day; breakfast with a kettle at 07:00,
     cooking at 12:00, the TV from 19:00 to 22:00."""
-    kw = [FRIDGE[i % 3] for i in range(96)]
+    kw = [fridge[i % len(fridge)] for i in range(96)]
     kw[28] += 0.4  # the kettle: 1.8 kW for 3 min
     kw[29] += 0.3
     for i in range(48, 52):
@@ -29,12 +29,13 @@ def _day() -> list[float]:
     return kw
 
 
-def _active(segment: list[float], days: int = 5, model: ActivityModel | None = None) -> list[bool]:
+def _active(segment: list[float], days: int = 5, model: ActivityModel | None = None,
+            fridge: list[float] = FRIDGE) -> list[bool]:
     """Feed ``days`` ordinary days, then ``segment`` (kW per quarter hour, from 00:00 of the next day); for
     each interval of the segment, whether it counted as activity."""
     state = HouseholdState(small_registry(1, 1), model or ActivityModel(), started_at=START)
     m = np.array([state.meter_index["H1-E"]])
-    kw = [x for _ in range(days) for x in _day()]
+    kw = [x for _ in range(days) for x in _day(fridge)]
     t, v = START, 100.0
     state.apply_arrays(m, np.array([t]), np.array([v]))
     out = []
@@ -93,32 +94,49 @@ def test_the_fridge_counted_as_activity_with_single_intervals_only():
     assert not any(_active(_fridge(32)))
 
 
-def test_the_quiet_level_is_learned_from_the_household_own_power():
-    """A home whose fridge and standby draw twice as much learns a quiet level twice as high: its nights are
-    not activity, and the same lamp on top still is."""
+def test_a_small_short_load_counts_where_the_base_is_steady():
+    """A range hood (150 W for a quarter hour) stands out in a home whose base load is steady (the margin
+    follows how little its intervals wander), but not over a cycling fridge, whose own peaks are as large: there
+    it is indistinguishable from the fridge, and not counted."""
+    steady = [0.08]
+    assert _active(_with(steady * 32, 12, [0.15]), fridge=steady) == [i == 12 for i in range(32)]
+    assert not any(_active(_with(_fridge(32), 12, [0.15])))
+
+
+def _learned(scale: float) -> tuple[float, float]:
+    """(quiet level, median distance from it) after five days of a fridge drawing ``scale`` × FRIDGE."""
     state = HouseholdState(small_registry(1, 1), started_at=START)
     m = np.array([state.meter_index["H1-E"]])
     t, v = START, 100.0
     for i in range(5 * 96):
-        t, v = t + Q, v + 2 * FRIDGE[i % 3] * Q / 3600
+        t, v = t + Q, v + scale * FRIDGE[i % 3] * Q / 3600
         state.apply_arrays(m, np.array([t]), np.array([v]))
-    assert state.quiet_rate[m[0]] == pytest.approx(2 * np.mean(FRIDGE), rel=0.25)
+    return float(state.quiet_rate[m[0]]), float(state.quiet_dev[m[0]])
+
+
+def test_the_quiet_level_is_learned_from_the_household_own_power():
+    """A home whose fridge and standby draw twice as much learns a quiet level twice as high and a wander of its
+    single intervals twice as wide."""
+    quiet, dev = _learned(1.0)
+    assert quiet == pytest.approx(np.mean(FRIDGE), rel=0.25) and 0.02 < dev < 0.06
+    assert _learned(2.0) == pytest.approx((2 * quiet, 2 * dev), rel=0.1)
 
 
 def test_windowed_power_over_irregular_intervals_matches_a_recount():
     """The window is read from the half-hour ring: with intervals of 5 min to 1 h, the power it judges is the
     energy since the end of the slot two before the reading's own, recounted from the readings by linear
-    interpolation (an interval at least as long as that window is its own window)."""
+    interpolation (an interval at least as long as that window is its own window); the quiet level and the
+    intervals' median distance from it are tracked as documented in ``ActivityModel``."""
     rng = np.random.default_rng(3)
-    model = ActivityModel(elec_quiet_margin_kw=0.0, elec_quiet_factor=1.0, base_drift=0.0, elec_margin_kw=-1.0,
-                          elec_base_factor=0.0)  # every interval passes the base-load test: only the window judges
+    model = ActivityModel(base_drift=0.0, elec_margin_kw=-1.0, elec_base_factor=0.0)  # only the window judges
     state = HouseholdState(small_registry(1, 1), model, started_at=START)
     m = state.meter_index["H1-E"]
     ts, vs = [START + 37], [10.0]
-    for _ in range(400):
+    for _ in range(600):
         ts.append(ts[-1] + int(rng.choice([300, 900, 900, 1200, 1800, 3600])))
-        vs.append(vs[-1] + float(rng.uniform(0.01, 0.5)) * (ts[-1] - ts[-2]) / 3600)
-    quiet, seen = np.nan, set()
+        vs.append(vs[-1] + float(rng.choice([0.05, 0.1, 0.15]) + rng.uniform(0, 0.01) + (rng.random() < 0.15)
+                                 * rng.uniform(0.05, 1.0)) * (ts[-1] - ts[-2]) / 3600)
+    quiet, dev, seen = np.nan, 0.05 / model.elec_quiet_dev_factor, set()
     for k, (t, v) in enumerate(zip(ts, vs, strict=True)):
         state.apply_arrays(np.array([m]), np.array([t]), np.array([v]))
         if k == 0:
@@ -128,10 +146,16 @@ def test_windowed_power_over_irregular_intervals_matches_a_recount():
         rate = (v - vs[k - 1]) * 3600 / (t - p)
         power = (v - np.interp(start, ts, vs)) * 3600 / (t - start) if start < p and start >= ts[0] else rate
         quiet = max(power, 1e-3) if np.isnan(quiet) else quiet
-        expect = power > quiet
+        margin = min(max(dev * model.elec_quiet_dev_factor, model.elec_quiet_margin_min_kw),
+                     model.elec_quiet_margin_max_kw)
+        expect = power > quiet * model.elec_quiet_factor + margin
         seen.add((start < p, bool(expect)))
         assert (state.last_activity[m] == t) == expect, k
-        step = model.elec_quiet_step * min(t - p, 3600) / 900 * (model.elec_quiet_quantile - (power < quiet))
+        weight = min(t - p, 3600) / 900
+        step = model.elec_quiet_step * weight * (model.elec_quiet_quantile - (power < quiet))
+        dstep = model.elec_quiet_step * weight * (0.5 - (abs(rate - quiet) < dev))
         quiet = quiet if k == 1 else quiet * np.exp(step)
+        dev = dev if expect else max(dev * np.exp(dstep), 1e-4)
         assert state.quiet_rate[m] == pytest.approx(quiet, rel=1e-4), k
+        assert state.quiet_dev[m] == pytest.approx(dev, rel=1e-4), k
     assert seen == {(True, True), (True, False), (False, True), (False, False)}

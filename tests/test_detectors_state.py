@@ -37,9 +37,9 @@ def _noisy_readings(seed: int = 1, days: int = 7) -> list[Reading]:
     return out
 
 
-LIVE = ("first_ts", "last_ts", "last_value", "last_activity", "base_rate", "quiet_rate", "ref_value", "last_change",
-        "fault_at", "fault_kind", "fault_dv", "fault_dt", "use_total", "slot_reg", "slot_flags", "run_start",
-        "hi_run_start", "hh_last_ts", "gateway_online")
+LIVE = ("first_ts", "last_ts", "last_value", "last_activity", "base_rate", "quiet_rate", "quiet_dev", "ref_value",
+        "last_change", "fault_at", "fault_kind", "fault_dv", "fault_dt", "use_total", "slot_reg", "slot_flags",
+        "run_start", "hi_run_start", "hh_last_ts", "gateway_online")
 
 
 def _arrays(state: HouseholdState) -> dict[str, np.ndarray]:
@@ -219,15 +219,17 @@ def test_overview_says_of_every_household_what_summary_says():
 
 
 def test_a_state_file_from_before_an_array_was_added_still_loads(tmp_path):
-    """A file saved before ``quiet_rate`` existed: everything else is restored, the quiet level is learned afresh."""
+    """A file saved before ``quiet_rate`` and ``quiet_dev`` existed: everything else is restored, the quiet level
+    is learned afresh."""
     state = HouseholdState(watch_registry(), started_at=START)
     for batch in community_readings({"H1": routine(), "H2": routine(), "H3": routine()}, START, START + 86400):
         state.apply(batch)
     state.save(tmp_path / "state.npz")
     with np.load(tmp_path / "state.npz") as z:
-        old = {k: z[k] for k in z.files if k != "m_quiet_rate"}
+        old = {k: z[k] for k in z.files if k not in ("m_quiet_rate", "m_quiet_dev")}
     np.savez(tmp_path / "old.npz", **old)
     fresh = HouseholdState(watch_registry(), started_at=START)
     fresh.load(tmp_path / "old.npz")
     assert np.array_equal(fresh.last_ts, state.last_ts) and np.array_equal(fresh.gap_hist, state.gap_hist)
-    assert np.isnan(fresh.quiet_rate).all() and not np.isnan(state.quiet_rate[state.meter_kind == 1]).any()
+    assert np.isnan(fresh.quiet_rate).all() and np.isnan(fresh.quiet_dev).all()
+    assert not np.isnan(state.quiet_rate[state.meter_kind == 1]).any()
