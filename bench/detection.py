@@ -161,9 +161,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--detectors", default=None, help="comma-separated names (default: every one available)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--write", type=Path, default=None, metavar="MD", help="also write the report to this file")
-    p.add_argument("--eco-base", choices=("percentile", "night"), default="percentile",
+    p.add_argument("--eco-base", choices=("percentile", "night", "nightseq"), default="percentile",
                    help="what an ECO incident's electricity falls to: a flat percentile of the week before with "
-                   "noise (default), or intervals drawn from the home's own 01:00-05:00 power")
+                   "noise (default), intervals drawn at random from the home's own 01:00-05:00 power over the "
+                   "week before (night), or those nights' intervals replayed in order (nightseq)")
+    p.add_argument("--eco-night-from", type=int, default=1,
+                   help="with --eco-base night or nightseq: the night's first hour (default 1: 01:00-05:00)")
     p.add_argument("--eco-percentile", type=float, default=10, help="with --eco-base percentile (default 10)")
     p.add_argument("--eco-noise", type=float, default=0.05, help="with --eco-base percentile: relative noise")
     args = p.parse_args(argv)
@@ -171,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     sim = SimConfig(seed=args.seed) if not args.quick else SimConfig(households=80, days=50, seed=args.seed)
     real = RealConfig(seed=args.seed) if not args.quick else RealConfig(seed=args.seed, per_household=2,
                                                                         eco_incidents=12, daiad_days=150)
-    real = replace(real, eco_base=args.eco_base, eco_base_percentile=args.eco_percentile, eco_noise=args.eco_noise)
+    real = replace(real, eco_base=args.eco_base, eco_base_percentile=args.eco_percentile, eco_noise=args.eco_noise,
+                   eco_night_from=args.eco_night_from)
     sim_conf, real_conf = asdict(sim), asdict(real)
     jobs = [("daiad", real_conf, names), ("sim", sim_conf, names), ("daiad-incidents", real_conf, names),
             ("eco", real_conf, names)]
@@ -185,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     daiad_fa, sim_full, sim_elec, daiad_inc, eco_fa, eco_inc = results
     cmd = "bench/detection.py" + (" --quick" if args.quick else "") + (f" --seed {args.seed}" if args.seed != 1
                                                                          else "")
-    cmd += "" if args.eco_base == "percentile" else " --eco-base night"
+    cmd += "" if args.eco_base == "percentile" else f" --eco-base {args.eco_base}"
+    cmd += "" if args.eco_night_from == 1 else f" --eco-night-from {args.eco_night_from}"
     cmd += "" if args.eco_percentile == 10 else f" --eco-percentile {args.eco_percentile:g}"
     cmd += "" if args.eco_noise == 0.05 else f" --eco-noise {args.eco_noise:g}"
     sections = [
@@ -203,8 +208,10 @@ def main(argv: list[str] | None = None) -> int:
          (f"{eco_inc['incidents']} incidents at moments labelled occupied, from which electricity falls to the "
          + (f"home's base load ({real.eco_base_percentile:.0f}th percentile of its 15-minute power over the "
             f"previous 7 days, ±{real.eco_noise:.0%} noise)." if real.eco_base == "percentile" else
-            "home's own night-time power (each interval drawn from its 15-minute power between 01:00 and 05:00 "
-            "over the previous 7 days).")),
+            f"home's own night-time power (each interval drawn from its 15-minute power between "
+            f"{real.eco_night_from:02d}:00 and 05:00 over the previous 7 days)." if real.eco_base == "night" else
+            f"home's own night-time power (its 15-minute power between {real.eco_night_from:02d}:00 and 05:00 "
+            "over the previous 7 days, replayed night after night in order).")),
          eco_table(eco_fa, eco_inc), eco_fa),
     ]
     out = []

@@ -27,8 +27,11 @@ class RealConfig:
     eco_base_percentile: float = 10  # ECO: the base load an incident falls to, as a percentile of the week before
     eco_noise: float = 0.05  # ECO: relative noise on the base load per interval (the fridge's cycling)
     # ECO: "percentile" (a flat base load with noise, as above) or "night" (each interval drawn from the home's own
-    # 15-minute power between 01:00 and 05:00 over the week before: the fridge's cycling and timers as they were)
+    # 15-minute power between 01:00 and 05:00 over the week before: the fridge's cycling and timers as they were),
+    # or "nightseq" (those same nights replayed in order, night after night and again from the first, so the
+    # fridge's cycle and each night's late use stay as they were instead of being scattered at random)
     eco_base: str = "percentile"
+    eco_night_from: int = 1  # ECO, "night" and "nightseq": the night's hours are [eco_night_from, 05:00)
     history_days: int = 35  # each injected copy carries this much of the household's own history
     horizon_h: int = 72
     warmup_days: int = 14
@@ -160,7 +163,7 @@ def eco(cfg: RealConfig, folder: Path | None = None) -> tuple[Dataset, Dataset]:
     horizon = cfg.horizon_h * H
     lo, hi = t0 + 14 * DAY, t1 - horizon
     kw = np.diff(v) * H / np.diff(ts)
-    night = np.array([1 <= datetime.fromtimestamp(int(x), zone).hour < 5 for x in ts[1:]])
+    night = np.array([cfg.eco_night_from <= datetime.fromtimestamp(int(x), zone).hour < 5 for x in ts[1:]])
     meters, households, kinds, parts, incidents = [], [], [], [], []
     slots = np.linspace(lo, hi, cfg.eco_incidents + 1)
     for k in range(cfg.eco_incidents):
@@ -177,6 +180,8 @@ def eco(cfg: RealConfig, folder: Path | None = None) -> tuple[Dataset, Dataset]:
         k0 = int(np.argmax(after))
         if cfg.eco_base == "night":
             level = rng.choice(kw[before & night], after.sum())
+        elif cfg.eco_base == "nightseq":
+            level = np.resize(kw[before & night], after.sum())
         else:
             level = base_kw * np.clip(rng.normal(1, cfg.eco_noise, after.sum()), 0, None)
         steps = np.diff(cts[k0 - 1:]) / H * level

@@ -59,6 +59,22 @@ class ActivityModel:
     elec_margin_kw: float = 0.05
     elec_base_factor: float = 1.5
     base_drift: float = 0.01  # how fast the base-load estimate may creep up per interval
+    # ... and the power over the last hour or so must stand out from the household's own quiet hours: a fridge's
+    # compressor, standby loads and timers wander above the base from one 15-minute interval to the next but
+    # average out over an hour; a lamp, the TV, a kettle, cooking do not. The window runs from the end of the
+    # half-hour slot ``elec_window_slots`` before the reading's own to the reading (45-60 min with 15-minute
+    # readings; an interval at least that long is its own window); 0 turns the test off. The quiet level is an
+    # online ``elec_quiet_quantile`` of that windowed power (a multiplicative stochastic-approximation
+    # estimate, ``elec_quiet_step`` per quarter hour of data). The line is ``factor × quiet + margin``, the margin
+    # ``elec_quiet_dev_factor`` × the median distance of single intervals from the quiet level while the window
+    # is quiet (how much this home's fridge and standby loads wander), kept between the two bounds.
+    elec_window_slots: int = 2
+    elec_quiet_quantile: float = 0.25
+    elec_quiet_step: float = 0.01
+    elec_quiet_factor: float = 1.2
+    elec_quiet_dev_factor: float = 2.5
+    elec_quiet_margin_min_kw: float = 0.015
+    elec_quiet_margin_max_kw: float = 0.05
     max_rate_interval_s: int = 3 * 3600  # rates over longer gaps are too coarse to judge
     # meter faults: a register going backwards by more than the tolerance (small steps back are jitter or
     # backflow and are ignored), or rising faster than a household connection can deliver
@@ -197,6 +213,8 @@ class HouseholdState:
         self.last_value = np.zeros(n, dtype=np.float64)
         self.last_activity = np.full(n, NEVER, dtype=np.int64)
         self.base_rate = np.full(n, np.inf, dtype=np.float64)
+        self.quiet_rate = np.full(n, np.nan, dtype=np.float32)  # learned quiet level of windowed power, kW
+        self.quiet_dev = np.full(n, np.nan, dtype=np.float32)  # how far single intervals stray from it, kW
         self.ref_value = np.zeros(n, dtype=np.float64)  # register deltas are taken from here (ignores jitter)
         self.last_change = np.full(n, NEVER, dtype=np.int64)  # last time the register moved
         # ---- per meter: faults
@@ -342,6 +360,8 @@ class HouseholdState:
                 self.base_rate[me] = np.where(lower, rate, base + (rate - base) * md.base_drift)
             ref = np.where(lower, rate, base)
             act[ei] = rate > ref * md.elec_base_factor + md.elec_margin_kw
+            if md.elec_window_slots > 0:
+                act[ei] &= self._windowed_above_quiet(me, t[ei], p[ei], dv[ei], rate)
         if act.any():
             self.last_activity[m[act]] = t[act]
         moved = (dv != 0) & ~jitter
@@ -360,6 +380,37 @@ class HouseholdState:
                        good & short & (dv * 3600.0 >= md.high_flow_m3_per_h * dt), good & short, p)
         self._slots(m, t, p, dt, use, ~fault & (short | (water & (dv < wmin))), act)
         self.use_total[m] += use
+
+    def _windowed_above_quiet(self, me: np.ndarray, t: np.ndarray, p: np.ndarray, dv: np.ndarray,
+                              rate: np.ndarray) -> np.ndarray:
+        """Electricity intervals (p, t] (each usable and short): whether the power over the window ending at t
+        stands out from the meter's learned quiet level; learns that level from the same windowed power, and how
+        far single intervals stray from it while the window is quiet."""
+        md = self.model
+        w0 = (t - 1) // SLOT_S - md.elec_window_slots  # the window starts at the end of this slot
+        # the ring holds the usable total at the end of slot w0 if a reading came after it (p past its end)
+        # and the meter was reporting by then; otherwise the interval itself is the window
+        ok = (w0 < (p - 1) // SLOT_S) & (w0 >= (self.first_ts[me] - 1) // SLOT_S)
+        start = (w0 + 1) * SLOT_S
+        used = self.use_total[me] + dv - self.slot_reg.reshape(-1)[me * RING_SLOTS + w0 % RING_SLOTS]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            power = np.where(ok, np.maximum(used, 0.0) * 3600.0 / (t - start), rate)
+        quiet = self.quiet_rate[me].astype(np.float64)
+        dev = self.quiet_dev[me].astype(np.float64)
+        new = ~(quiet > 0)  # first interval (NaN), or a level learned at zero
+        quiet = np.where(new, np.maximum(power, 1e-3), quiet)
+        dev = np.where(np.isnan(dev), md.elec_quiet_margin_max_kw / md.elec_quiet_dev_factor, dev)
+        margin = np.clip(dev * md.elec_quiet_dev_factor, md.elec_quiet_margin_min_kw, md.elec_quiet_margin_max_kw)
+        above = power > quiet * md.elec_quiet_factor + margin
+        # multiplicative quantile tracking: up by step·(1-q) when above, down by step·q when below, per quarter hour
+        weight = np.minimum(t - p, 3600) / 900.0
+        step = md.elec_quiet_step * weight * (md.elec_quiet_quantile - (power < quiet))
+        self.quiet_rate[me] = np.where(new, quiet, quiet * np.exp(step)).astype(np.float32)
+        # the median distance of a single interval from the quiet level, learned while the window is quiet
+        x = np.abs(rate - quiet)
+        dstep = md.elec_quiet_step * weight * (0.5 - (x < dev))
+        self.quiet_dev[me] = np.where(above, dev, np.maximum(dev * np.exp(dstep), 1e-4)).astype(np.float32)
+        return above
 
     def _runs(self, m, water, flow, high, judged, p) -> None:
         """Continuous-flow runs of water meters: consecutive short intervals each with use."""
@@ -644,9 +695,9 @@ class HouseholdState:
             None if kind == MeterKind.WATER or not np.isfinite(base) else round(base, 4))
 
     # ------------------------------------------------------------------ persistence
-    _PER_METER = ("first_ts", "last_ts", "last_value", "last_activity", "base_rate", "ref_value", "last_change",
-                  "fault_at", "fault_kind", "fault_dv", "fault_dt", "use_total", "slot_reg", "slot_flags",
-                  "run_start", "hi_run_start", "run_today", "hi_run_today", "run_daily", "hi_run_daily",
+    _PER_METER = ("first_ts", "last_ts", "last_value", "last_activity", "base_rate", "quiet_rate", "quiet_dev",
+                  "ref_value", "last_change", "fault_at", "fault_kind", "fault_dv", "fault_dt", "use_total", "slot_reg",
+                  "slot_flags", "run_start", "hi_run_start", "run_today", "hi_run_today", "run_daily", "hi_run_daily",
                   "run_learned", "hi_run_learned", "run_days", "days_seen", "days_moved")
     _PER_HOUSEHOLD = ("hh_last_ts", "roll_day", "roll_due", "roll_carry", "gap_hist", "gap_top", "hist_days",
                       "days_learned", "daily_use", "daily_median", "daily_n")
@@ -673,5 +724,6 @@ class HouseholdState:
                     continue
                 src, dst = (np.array(a, dtype=np.int64) for a in zip(*pairs, strict=True))
                 for k in names:
-                    getattr(self, k)[dst] = z[prefix + k][src]
+                    if prefix + k in z:  # a file from before an array was added leaves it fresh
+                        getattr(self, k)[dst] = z[prefix + k][src]
             self.relearn()
