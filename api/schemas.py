@@ -68,6 +68,9 @@ class MeterPublic(_Public):
     last_value: float | None = Field(None, description="Register value of the latest reading.")
     last_activity: UtcTime | None = Field(None, description="Latest time this meter showed use.")
     base_load_kw: float | None = Field(None, description="Estimated standby load (electricity meters).")
+    activity_line_kw: float | None = Field(
+        None, description="Electricity meters: average power over an hour above which the hour counts as activity "
+                          "(learned from the household's own quiet hours).")
 
 
 class HouseholdPublic(_Public):

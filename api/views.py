@@ -77,7 +77,8 @@ def meter_public(meter: Meter, live: MeterSummary | None) -> MeterPublic:
         id=meter.id, household=meter.household, kind=meter.kind, unit=UNITS[meter.kind],
         gateway=meter.gateway,
         last_ts=live.last_ts if live else None, last_value=live.last_value if live else None,
-        last_activity=live.last_activity if live else None, base_load_kw=live.base_load_kw if live else None)
+        last_activity=live.last_activity if live else None, base_load_kw=live.base_load_kw if live else None,
+        activity_line_kw=live.activity_line_kw if live else None)
 
 
 def household_public(

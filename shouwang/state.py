@@ -105,6 +105,7 @@ class MeterSummary:
     last_value: float | None
     last_activity: int | None
     base_load_kw: float | None
+    activity_line_kw: float | None = None  # electricity: power over an hour above which the hour counts as activity
 
 
 @dataclass(frozen=True, slots=True)
@@ -688,11 +689,23 @@ class HouseholdState:
         act = int(self.last_activity[i])
         base = float(self.base_rate[i])
         kind = MeterKind.WATER if self.meter_kind[i] == _WATER else MeterKind.ELECTRICITY
+        elec = kind == MeterKind.ELECTRICITY and np.isfinite(base)
         return MeterSummary(
             self.meter_ids[i], kind, self.gateway_ids[int(self.meter_gateway[i])],
             None if ts == NEVER else ts, None if ts == NEVER else float(self.last_value[i]),
             None if act == NEVER else act,
-            None if kind == MeterKind.WATER or not np.isfinite(base) else round(base, 4))
+            round(base, 4) if elec else None, round(self._activity_line_kw(i, base), 4) if elec else None)
+
+    def _activity_line_kw(self, i: int, base: float) -> float:
+        """Electricity meter ``i``: the power an hour must average to pass both of the activity tests of ``apply``."""
+        md = self.model
+        line = base * md.elec_base_factor + md.elec_margin_kw
+        quiet, dev = float(self.quiet_rate[i]), float(self.quiet_dev[i])
+        if md.elec_window_slots > 0 and quiet > 0:
+            margin = md.elec_quiet_margin_max_kw if np.isnan(dev) else dev * md.elec_quiet_dev_factor
+            margin = min(max(margin, md.elec_quiet_margin_min_kw), md.elec_quiet_margin_max_kw)
+            line = max(line, quiet * md.elec_quiet_factor + margin)
+        return line
 
     # ------------------------------------------------------------------ persistence
     _PER_METER = ("first_ts", "last_ts", "last_value", "last_activity", "base_rate", "quiet_rate", "quiet_dev",

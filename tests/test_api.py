@@ -201,6 +201,8 @@ def test_household_detail_with_meters(client):
     assert water["last_ts"] == iso(T0 + 3 * STEP) and water["last_value"] == pytest.approx(10.006)
     assert water["base_load_kw"] is None
     assert meters["H001-E"]["unit"] == "kWh" and meters["H001-E"]["base_load_kw"] == pytest.approx(0.4)
+    assert water["activity_line_kw"] is None
+    assert meters["H001-E"]["activity_line_kw"] >= round(1.5 * 0.4 + 0.05, 4)  # never below the interval test's line
 
 
 def test_unknown_ids_are_404(client):

@@ -79,3 +79,20 @@ def test_the_chart_escapes_text_and_marks_missing_hours():
     svg = str(bar_chart(s, [Tick(0, "<b>")], lambda ts: "x", "Water & co", "usual", "no data"))
     assert "<b>" not in svg and "&lt;b&gt;" in svg and "Water &amp; co" in svg
     assert svg.count('class="nodata"') >= 10 and 'class="usual"' in svg
+
+
+def test_the_activity_timeline_marks_hours_by_the_meters_learned_lines():
+    """The household page's hour grid: water from 1 L, electricity above the state's activity line for the meter."""
+    from api.pages.dashboard import _activity
+    from api.pages.usage import Bin, Series
+    from shouwang.domain import MeterKind
+
+    t0 = 1_700_000_000 - 1_700_000_000 % 86400  # 00:00 UTC
+    elec = Series(MeterKind.ELECTRICITY, "kWh", 3600, (Bin(t0, 0.30, None), Bin(t0 + 3600, 0.12, None),
+                                                        Bin(t0 + 7200, None, None)))
+    water = Series(MeterKind.WATER, "L", 3600, (Bin(t0, 0.0, None), Bin(t0 + 3600, 0.5, None),
+                                                Bin(t0 + 7200, 2.0, None)))
+    ((day, hours),) = _activity([elec, water], {MeterKind.ELECTRICITY: 0.2}, "UTC")
+    assert hours[:4] == [True, False, True, None]  # 0.30 kWh > 0.2 kW × 1 h; 0.12 is not; water 2 L at 02:00
+    ((_, unlearned),) = _activity([elec], {MeterKind.ELECTRICITY: None}, "UTC")
+    assert unlearned[:3] == [None, None, None]  # no line learned yet: electricity says nothing

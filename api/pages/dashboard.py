@@ -32,7 +32,6 @@ Filter = Annotated[str, Query(max_length=200)]
 PAGE_SIZE = 100  # rows of the dashboard per page unless ?per= asks for another size
 MAX_PAGE_SIZE = 500  # the largest ?per= (a page of 500 rows still renders at once in a browser)
 WATER_ACTIVITY_L = 1.0  # the project's activity rule: 1 L of water (SHOUWANG_WATER_ACTIVITY_M3)
-MARGIN_KW = 0.05
 
 
 @router.get("/dashboard")
@@ -107,21 +106,22 @@ def _day_ticks(series: Series, zone: str) -> list[Tick]:
             if datetime.fromtimestamp(b.start, tz).day in (1, 15)]
 
 
-def _activity(hourly: list[Series], base_kw: dict[MeterKind, float | None], zone: str) -> list[tuple[str, list]]:
-    """Per local day, per hour: whether water or electricity above the base load was used (None: no data)."""
+def _activity(hourly: list[Series], line_kw: dict[MeterKind, float | None], zone: str) -> list[tuple[str, list]]:
+    """Per local day, per hour: whether water was used, or electricity above the meter's learned activity line
+    (the state's, shouwang/state.py; None: no data)."""
     tz = ZoneInfo(zone)
     days: dict[str, list[bool | None]] = {}
     for series in hourly:
-        base = base_kw.get(series.kind)
+        line = line_kw.get(series.kind)
         for b in series.bins:
             local = datetime.fromtimestamp(b.start, tz)
             cells = days.setdefault(local.strftime("%m-%d"), [None] * 24)
-            if b.actual is None or (series.kind is MeterKind.ELECTRICITY and base is None):
+            if b.actual is None or (series.kind is MeterKind.ELECTRICITY and line is None):
                 continue
             if series.kind is MeterKind.WATER:
                 active = b.actual >= WATER_ACTIVITY_L
             else:
-                active = b.actual > (1.5 * base + MARGIN_KW) * HOUR / 3600  # type: ignore[operator]
+                active = b.actual > line * HOUR / 3600  # type: ignore[operator]
             cells[local.hour] = bool(cells[local.hour]) or active
     return list(days.items())
 
@@ -170,8 +170,8 @@ def _household_page(request, store, state, scope, principal, now, household_id, 
                                  t("usual"), t("no_data")),
                        bar_chart(d, _day_ticks(d, zone), label_d, f"{name} · {t('usage_daily')}",
                                  t("usual"), t("no_data"))))
-    base = {m.kind: m.base_load_kw for m in view.meters if m.kind is MeterKind.ELECTRICITY}
-    grid_chart = activity_grid(_activity(hourly, base, zone), t("activity_timeline"),
+    lines = {m.kind: m.activity_line_kw for m in view.meters if m.kind is MeterKind.ELECTRICITY}
+    grid_chart = activity_grid(_activity(hourly, lines, zone), t("activity_timeline"),
                                (t("active"), t("quiet"), t("no_data")))
     alerts = store.alerts(household=household.id, limit=50)
     every_away = store.away_periods(household.id, include_cancelled=True)
