@@ -93,6 +93,6 @@ def test_the_activity_timeline_marks_hours_by_the_meters_learned_lines():
     water = Series(MeterKind.WATER, "L", 3600, (Bin(t0, 0.0, None), Bin(t0 + 3600, 0.5, None),
                                                 Bin(t0 + 7200, 2.0, None)))
     ((day, hours),) = _activity([elec, water], {MeterKind.ELECTRICITY: 0.2}, "UTC")
-    assert hours[:4] == [True, False, True, None]  # 0.30 kWh > 0.2 kW × 1 h; 0.12 is not; water 2 L at 02:00
+    assert day == "11-14" and hours[:4] == [True, False, True, None]  # 0.30 kWh > 0.2 kW × 1 h; 0.12 is not; water 2 L at 02:00
     ((_, unlearned),) = _activity([elec], {MeterKind.ELECTRICITY: None}, "UTC")
     assert unlearned[:3] == [None, None, None]  # no line learned yet: electricity says nothing
