@@ -593,7 +593,7 @@ def count_messages(svc, counter) -> list[float]:
     """Note when the first message reaches the service, and count acknowledgements for the publisher's
     pacing: the broker holds every message it has sent until the acknowledgement (sent only after the
     store commits), so pacing on anything earlier lets the broker's queue overflow and drop messages."""
-    inner, inner_ack = svc.ingest.client.on_message, svc.ingest.client.ack
+    inner, inner_ack = svc.ingest.client.on_message, svc.writer.acknowledge
     first: list[float] = []
 
     def on_message(client, userdata, msg):
@@ -601,13 +601,13 @@ def count_messages(svc, counter) -> list[float]:
             first.append(time.perf_counter())
         inner(client, userdata, msg)
 
-    def ack(mid, qos):
-        rc = inner_ack(mid, qos)
-        counter.value += 1
-        return rc
+    def acknowledge(acks):
+        sent = inner_ack(acks)
+        counter.value += sent
+        return sent
 
     svc.ingest.client.on_message = on_message
-    svc.ingest.client.ack = ack
+    svc.writer.acknowledge = acknowledge
     return first
 
 

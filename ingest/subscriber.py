@@ -9,6 +9,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from ingest.acks import PubAck
 from ingest.handler import HandleResult, MessageHandler, truncate
 from ingest.protocol import Reason
 from ingest.stats import IngestStats
@@ -152,6 +153,6 @@ class MqttIngest:
                      extra={"meter": rej.meter})
         mid, qos = msg.mid, msg.qos
         try:
-            self.writer.submit(Pending(result, (lambda: client.ack(mid, qos)) if qos > 0 else None))
+            self.writer.submit(Pending(result, PubAck(client, mid, qos) if qos > 0 else None))
         except Exception:
             log.exception("could not queue message from %s; it stays unacknowledged", msg.topic)

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ingest.acks import send_acks
 from ingest.handler import HandleResult
 from ingest.stats import IngestStats
 from shouwang.domain import GatewayStatus, Reading, Rejection
@@ -134,12 +135,11 @@ class BatchWriter:
         self.stats.add("duplicates", sum(p.result.duplicates for p in batch))
         for rej in rejections:
             self.stats.add(f"rejected.{rej.reason}")
-        for p in batch:
-            if p.ack is not None:
-                try:
-                    p.ack()
-                except Exception:
-                    log.exception("acknowledging a stored message failed; the broker will redeliver it")
+        self.acknowledge([p.ack for p in batch])
+
+    def acknowledge(self, acks: list[Callable[[], None] | None]) -> int:
+        """Tell the broker a stored batch's messages are safe (ingest/acks.py); how many acknowledgements went."""
+        return send_acks(acks)
 
     def _fold_loop(self) -> None:
         """Slice after slice of the store's fold of recent readings while one is due; otherwise wait for a batch."""
