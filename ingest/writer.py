@@ -29,6 +29,35 @@ class Pending:
     ack: Callable[[], None] | None = None
 
 
+class HandOff(queue.Queue):
+    """The bounded queue between the MQTT thread and the writer, with the writer's side done a batch at a time:
+    ``take`` moves every queued message up to a number of readings in one lock, ``done`` marks a stored batch in
+    one; ``put`` (and the back-pressure when full), ``join`` and the counters are ``queue.Queue``'s own."""
+
+    def take(self, readings: int) -> list[Pending]:
+        """Queued messages, oldest first, until they carry at least ``readings`` readings or none are left."""
+        out: list[Pending] = []
+        with self.mutex:
+            q = self.queue
+            while q and readings > 0:
+                item = q.popleft()
+                out.append(item)
+                readings -= len(item.result.readings)
+            if out:
+                self.not_full.notify(len(out))
+        return out
+
+    def done(self, n: int) -> None:
+        """``task_done`` for ``n`` messages at once."""
+        with self.all_tasks_done:
+            unfinished = self.unfinished_tasks - n
+            if unfinished < 0:
+                raise ValueError("done() called for more messages than were put")
+            self.unfinished_tasks = unfinished
+            if unfinished == 0:
+                self.all_tasks_done.notify_all()
+
+
 class BatchWriter:
     """One thread that turns a bounded queue of handled messages into durable batches.
 
@@ -56,7 +85,7 @@ class BatchWriter:
         self.stats = stats
         self.max_readings = max_readings
         self.max_delay_s = max_delay_s
-        self._queue: queue.Queue[Pending] = queue.Queue(maxsize=queue_size)
+        self._queue = HandOff(maxsize=queue_size)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="batch-writer", daemon=True)
         # The store's fold of recent readings (SQLite) runs beside the batches, mostly inside SQLite without the GIL;
@@ -90,8 +119,7 @@ class BatchWriter:
             batch = self._collect()
             if batch:
                 self._flush(batch)
-                for _ in batch:
-                    self._queue.task_done()
+                self._queue.done(len(batch))
                 self._stored.set()
             elif self._stop.is_set():
                 return
@@ -103,20 +131,18 @@ class BatchWriter:
             return []
         batch, n = [first], len(first.result.readings)
         deadline = time.monotonic() + self.max_delay_s
-        take = self._queue.get_nowait
         while n < self.max_readings:
-            try:
-                item = take()
-            except queue.Empty:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                # Look again in a moment rather than block on the queue: a blocked get wakes this thread for
-                # every single message, and that hand-over of the GIL per message cost more than the storing.
-                time.sleep(min(remaining, LINGER_POLL_S))
+            more = self._queue.take(self.max_readings - n)
+            if more:
+                batch += more
+                n += sum(len(p.result.readings) for p in more)
                 continue
-            batch.append(item)
-            n += len(item.result.readings)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            # Look again in a moment rather than block on the queue: a blocked get wakes this thread for every
+            # single message, and that hand-over of the GIL per message cost more than the storing.
+            time.sleep(min(remaining, LINGER_POLL_S))
         return batch
 
     def _flush(self, batch: list[Pending]) -> None:
