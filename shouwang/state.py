@@ -400,9 +400,8 @@ class HouseholdState:
         dev = self.quiet_dev[me].astype(np.float64)
         new = ~(quiet > 0)  # first interval (NaN), or a level learned at zero
         quiet = np.where(new, np.maximum(power, 1e-3), quiet)
-        dev = np.where(np.isnan(dev), md.elec_quiet_margin_max_kw / md.elec_quiet_dev_factor, dev)
-        margin = np.clip(dev * md.elec_quiet_dev_factor, md.elec_quiet_margin_min_kw, md.elec_quiet_margin_max_kw)
-        above = power > quiet * md.elec_quiet_factor + margin
+        dev = self._filled_dev(dev)
+        above = power > self._quiet_line(quiet, dev)
         # multiplicative quantile tracking: up by step·(1-q) when above, down by step·q when below, per quarter hour
         weight = np.minimum(t - p, 3600) / 900.0
         step = md.elec_quiet_step * weight * (md.elec_quiet_quantile - (power < quiet))
@@ -412,6 +411,18 @@ class HouseholdState:
         dstep = md.elec_quiet_step * weight * (0.5 - (x < dev))
         self.quiet_dev[me] = np.where(above, dev, np.maximum(dev * np.exp(dstep), 1e-4)).astype(np.float32)
         return above
+
+    def _filled_dev(self, dev: np.ndarray) -> np.ndarray:
+        """How far single intervals stray from the quiet level; where none is learned yet, what gives the widest
+        margin."""
+        md = self.model
+        return np.where(np.isnan(dev), md.elec_quiet_margin_max_kw / md.elec_quiet_dev_factor, dev)
+
+    def _quiet_line(self, quiet: np.ndarray, dev: np.ndarray) -> np.ndarray:
+        """Windowed power above which an interval stands out: factor × the quiet level + the margin from ``dev``."""
+        md = self.model
+        margin = np.clip(dev * md.elec_quiet_dev_factor, md.elec_quiet_margin_min_kw, md.elec_quiet_margin_max_kw)
+        return quiet * md.elec_quiet_factor + margin
 
     def _runs(self, m, water, flow, high, judged, p) -> None:
         """Continuous-flow runs of water meters: consecutive short intervals each with use."""
@@ -702,9 +713,7 @@ class HouseholdState:
         line = base * md.elec_base_factor + md.elec_margin_kw
         quiet, dev = float(self.quiet_rate[i]), float(self.quiet_dev[i])
         if md.elec_window_slots > 0 and quiet > 0:
-            margin = md.elec_quiet_margin_max_kw if np.isnan(dev) else dev * md.elec_quiet_dev_factor
-            margin = min(max(margin, md.elec_quiet_margin_min_kw), md.elec_quiet_margin_max_kw)
-            line = max(line, quiet * md.elec_quiet_factor + margin)
+            line = max(line, float(self._quiet_line(quiet, self._filled_dev(dev))))
         return line
 
     # ------------------------------------------------------------------ persistence
