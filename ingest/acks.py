@@ -40,23 +40,27 @@ def send_acks(acks: Sequence[Callable[[], None] | None]) -> int:
     its own. Never raises: a failed acknowledgement is logged and the broker redelivers that message.
     """
     mids: dict[int, tuple[mqtt.Client, list[int]]] = {}
-    sent = 0
+    alone: list[Callable[[], None]] = []
     for ack in acks:
-        if ack is None:
-            continue
-        if type(ack) is PubAck and ack.qos == 1 and _bulk_ready(ack.client):
+        if type(ack) is PubAck and ack.qos == 1:
             mids.setdefault(id(ack.client), (ack.client, []))[1].append(ack.mid)
-            continue
-        try:
-            ack()
-            sent += 1
-        except Exception:
-            log.exception("acknowledging a stored message failed; the broker will redeliver it")
+        elif ack is not None:
+            alone.append(ack)
+    sent = 0
     for client, ids in mids.values():
+        if not _bulk_ready(client):
+            alone += [PubAck(client, mid, 1) for mid in ids]
+            continue
         packets = struct.pack(f"!{len(ids)}I", *[(PUBACK << 24) | (2 << 16) | mid for mid in ids])
         try:
             client._packet_queue(PUBACK, packets, 0, 0)  # paho's own queue, as Client.ack uses it
             sent += len(ids)
         except Exception:
             log.exception("acknowledging %d stored messages failed; the broker will redeliver them", len(ids))
+    for ack in alone:
+        try:
+            ack()
+            sent += 1
+        except Exception:
+            log.exception("acknowledging a stored message failed; the broker will redeliver it")
     return sent

@@ -34,18 +34,20 @@ class HandOff(queue.Queue):
     ``take`` moves every queued message up to a number of readings in one lock, ``done`` marks a stored batch in
     one; ``put`` (and the back-pressure when full), ``join`` and the counters are ``queue.Queue``'s own."""
 
-    def take(self, readings: int) -> list[Pending]:
-        """Queued messages, oldest first, until they carry at least ``readings`` readings or none are left."""
+    def take(self, readings: int) -> tuple[list[Pending], int]:
+        """Queued messages, oldest first, until they carry at least ``readings`` readings or none are left; and how
+        many readings they carry."""
         out: list[Pending] = []
+        got = 0
         with self.mutex:
             q = self.queue
-            while q and readings > 0:
+            while q and got < readings:
                 item = q.popleft()
                 out.append(item)
-                readings -= len(item.result.readings)
+                got += len(item.result.readings)
             if out:
                 self.not_full.notify(len(out))
-        return out
+        return out, got
 
     def done(self, n: int) -> None:
         """``task_done`` for ``n`` messages at once."""
@@ -132,10 +134,10 @@ class BatchWriter:
         batch, n = [first], len(first.result.readings)
         deadline = time.monotonic() + self.max_delay_s
         while n < self.max_readings:
-            more = self._queue.take(self.max_readings - n)
+            more, got = self._queue.take(self.max_readings - n)
             if more:
                 batch += more
-                n += sum(len(p.result.readings) for p in more)
+                n += got
                 continue
             remaining = deadline - time.monotonic()
             if remaining <= 0:
