@@ -84,11 +84,12 @@ def test_the_writer_folds_on_its_own_thread_and_every_reading_is_kept_once(tmp_p
     acked: list[int] = []
     writer.start()
     try:
-        for i in range(0, len(readings), 10):
-            writer.submit(Pending(HandleResult(readings=readings[i:i + 10]), ack=lambda i=i: acked.append(i)))
-        assert writer.wait_idle(30)
-        # a pass falls due each time the recent table has grown by 30 since the last one left it
-        wait_until(lambda: stats.get("readings_folded") >= len(readings) // 2, 30, "the fold thread to fold")
+        for r in range(0, len(readings), 40):  # rounds of four messages: the recent table grows by 40, a pass is due
+            folded = stats.get("readings_folded")
+            for i in range(r, r + 40, 10):
+                writer.submit(Pending(HandleResult(readings=readings[i:i + 10]), ack=lambda i=i: acked.append(i)))
+            assert writer.wait_idle(30)
+            wait_until(lambda f=folded: stats.get("readings_folded") > f, 30, "the fold thread to fold the round")
     finally:
         writer.stop()
     left = store.recent_count()
