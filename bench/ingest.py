@@ -506,8 +506,9 @@ def remove_sqlite(path: Path) -> None:
 
 
 def store_write_rate(path: Path, rows: list[tuple[str, int, float]], per_batch: int) -> dict:
-    """SqlStore.write_readings in batches of ``per_batch`` as the batch writer makes them, each followed by the
-    writer's call to fold_readings (a slice of a fold when one is due): the fold's cost is inside the rate."""
+    """SqlStore.write_readings in batches of ``per_batch`` as the batch writer makes them, each followed by a call
+    to fold_readings (a slice of a fold when one is due), on one thread: the fold's whole cost is inside the rate.
+    (The service folds on a thread of its own beside the writer, ingest/writer.py.)"""
     from shouwang.domain import Reading
     from storage.sql import open_store
 
