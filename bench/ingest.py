@@ -332,11 +332,15 @@ class Publisher:
 
 
 # ====================================================================== broker helpers
-def paho_client(client_id: str, clean_session: bool):
+def paho_client(client_id: str, clean_session: bool, buffered: bool = False):
+    """A plain paho-mqtt 2.x client (3.1.1), or with ``buffered`` the service's ``BufferedClient``."""
     import paho.mqtt.client as mqtt
 
-    return mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session,
-                       protocol=mqtt.MQTTv311)
+    from ingest.paho_client import BufferedClient
+
+    cls = BufferedClient if buffered else mqtt.Client
+    return cls(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session,
+               protocol=mqtt.MQTTv311)
 
 
 def clear_session(host: str, port: int, client_id: str) -> None:
@@ -656,14 +660,15 @@ def new_prefix() -> str:
 
 
 # ====================================================================== phase 1: bare subscriber
-def bare_drain(args: argparse.Namespace, w: Workload, parse: bool, label: str) -> dict:
+def bare_drain(args: argparse.Namespace, w: Workload, parse: bool, label: str, buffered: bool = False) -> dict:
     """A paho-mqtt 2.x subscriber like the service's (3.1.1, QoS 1, persistent session) that only counts
-    (or also parses with orjson); paho acknowledges each message as it arrives."""
+    (or also parses with orjson); paho acknowledges each message as it arrives. ``buffered``: with the service's
+    buffered socket reads (``ingest.paho_client``) instead of paho's own."""
     prefix = new_prefix()
     n = w.messages
     pub = Publisher(args, prefix, w)
     client_id = f"{prefix.split('/')[0]}-bare"
-    sub = paho_client(client_id, clean_session=False)
+    sub = paho_client(client_id, clean_session=False, buffered=buffered)
     sub.max_inflight_messages_set(1000)
     state = {"n": 0, "readings": 0, "t0": 0.0, "t1": 0.0, "tl": 0.0}
     done = threading.Event()
@@ -1151,11 +1156,13 @@ def run(args: argparse.Namespace) -> int:
             registry = build_registry(single.households)
             delays = _floats(args.batch_delay) if 2 in args.phases else []
             bares: list[dict] = []
+            buffered: list[dict] = []  # the same bare subscriber with the service's buffered reads
             services: dict[float | None, list[dict]] = {d: [] for d in delays}
             print(f"\n[1, 2] {single.messages:,} single-reading QoS 1 messages from {single.meters:,} meters; "
                   f"bare subscriber and service runs interleaved, {args.repeat} time(s)")
             for rep in range(args.repeat):
                 bares.append(bare_drain(args, single, parse=False, label="bare"))
+                buffered.append(bare_drain(args, single, parse=False, label="bare, buffered reads", buffered=True))
                 for delay in delays:
                     d = defaults.batch_max_delay_s if delay is None else delay
                     services[delay].append(service_drain(
@@ -1168,8 +1175,17 @@ def run(args: argparse.Namespace) -> int:
                     "reference (~15,000)", (f"median of {spread}" if len(bares) > 1 else "")
                     + ("" if all(r["complete"] for r in bares) else "; INCOMPLETE (see the log)"),
                     runs=bares)
+            bare_b = _median_run(buffered, "msgs_per_s")
+            res.add("1b bare subscriber with the service's buffered reads", fmt_rate(bare_b["msgs_per_s"], "msg/s"),
+                    "—", "median of " + ", ".join(f"{r['msgs_per_s']:,.0f}" for r in buffered)
+                    + ("" if all(r["complete"] for r in buffered) else "; INCOMPLETE (see the log)"),
+                    runs=buffered)
             for delay, runs in services.items():
                 d = defaults.batch_max_delay_s if delay is None else delay
+                same = [r["msgs_per_s"] / br["msgs_per_s"] for r, br in zip(runs, buffered, strict=True)]
+                res.add(f"2b service against 1b, batch delay {d:g} s", f"{statistics.median(same):.0%} of 1b", "—",
+                        f"ratios {', '.join(f'{x:.0%}' for x in same)}: what Shouwang's own work costs next to the "
+                        "same client", ratios=same)
                 ratios = [r["msgs_per_s"] / br["msgs_per_s"] for r, br in zip(runs, bares, strict=True)]
                 out = _median_run(runs, "msgs_per_s")
                 ratio = statistics.median(ratios)

@@ -11,6 +11,7 @@ import paho.mqtt.client as mqtt
 
 from ingest.acks import PubAck
 from ingest.handler import HandleResult, MessageHandler, truncate
+from ingest.paho_client import BufferedClient
 from ingest.protocol import Reason
 from ingest.stats import IngestStats
 from ingest.writer import BatchWriter, Pending
@@ -54,7 +55,7 @@ class MqttIngest:
         self._taking = threading.Lock()  # held while a message is handed to the writer; stop() waits for it
         self._barrier_lock = threading.Lock()
         self._barrier: tuple[int, threading.Event] | None = None
-        self.client = mqtt.Client(
+        self.client = BufferedClient(
             mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session,
             protocol=mqtt.MQTTv311)
         self.client.manual_ack_set(True)
