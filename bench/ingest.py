@@ -65,6 +65,7 @@ import numpy as np
 import orjson
 
 STEP = 900  # a 15-minute cadence
+DEFAULT_GC_THRESHOLD = gc.get_threshold()  # as Python starts, before any service run tunes it
 H = 3600
 COMMUNITY = "bench"
 log = logging.getLogger("bench")
@@ -592,6 +593,18 @@ def stop_service(args: argparse.Namespace, svc, store) -> None:
     svc.stop()
     store.close()
     clear_session(args.host, args.port, svc.settings.mqtt_client_id)
+    restore_collector()
+
+
+def restore_collector() -> None:
+    """Undo what ``Service.start`` did to Python's collector (``tune_collector``), so that the bare subscriber
+    runs after a service run in this process measure paho with Python's defaults, as the first one does, and the
+    next service run tunes it again as a fresh process would."""
+    import shouwang.service
+
+    gc.unfreeze()
+    gc.set_threshold(*DEFAULT_GC_THRESHOLD)
+    shouwang.service._collector_tuned = False
 
 
 def count_messages(svc, counter) -> list[float]:

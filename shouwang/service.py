@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -47,6 +48,27 @@ def default_detectors(settings: Settings) -> list[Detector]:
     """The detectors the service runs unless told otherwise (settings.detectors)."""
     return build_detectors(settings.detectors, window_s=int(settings.inactivity_window_h * 3600),
                            silence_s=int(settings.meter_silence_h * 3600))
+
+
+_collector_tuned = False
+
+
+def tune_collector(gen0_threshold: int) -> None:
+    """Set Python's cyclic collector up for a long-running ingest process, once per process (0: leave it).
+
+    What start-up built (registry, household state, lookups) lives as long as the process: ``gc.freeze()`` takes it
+    out of every later collection. Each stored reading leaves short-lived objects behind, so at Python's default of
+    700 allocations the young generation was collected thousands of times a minute and the full heap dozens of
+    times; at 100,000 those passes are rare and short (docs/benchmarks.md, "The garbage collector").
+    """
+    global _collector_tuned
+    if gen0_threshold <= 0 or _collector_tuned:
+        return
+    _collector_tuned = True
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(gen0_threshold, 50, 1000)
+    log.info("garbage collector: start-up objects frozen, thresholds %s", gc.get_threshold())
 
 
 class Service:
@@ -166,6 +188,7 @@ class Service:
 
     # ------------------------------------------------------------------ running
     def start(self) -> None:
+        tune_collector(self.settings.gc_gen0_threshold)
         if self.influx is not None:
             self.influx.start()
         self.outbox.start()

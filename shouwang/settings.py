@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     max_future_skew_s: int = Field(600, description="Readings further than this in the future are rejected.")
     batch_max_readings: int = 5000
     batch_max_delay_s: float = 0.005  # acks follow commits: a short wait keeps the broker sending (docs/benchmarks.md)
+    gc_gen0_threshold: int = Field(100_000, ge=0, description="Python's collector: allocations between young-"
+                                   "generation collections, and start-up's objects frozen out of its sight "
+                                   "(docs/decisions.md); 0 leaves the collector as Python sets it.")
 
     inactivity_window_h: float = Field(48.0, description="no-change rule: hours without use before an alert.")
     meter_silence_h: float = Field(6.0, description="A meter not heard from for this long is a device problem.")
