@@ -46,6 +46,7 @@ class RoutineDetector:
 
     k: int = 2  # the k-th longest gap across the history (1 = the longest; 2 forgives one odd day)
     factor: float = 2.0
+    factor_no_water: float = 1.5  # homes metered for electricity only: no preset can fire there (docs/detectors.md)
     margin_s: int = 3 * 3600
     floor_s: int = 3 * 3600
     cap_s: int = 48 * 3600  # never later than the owner's 48 h rule
@@ -66,7 +67,8 @@ class RoutineDetector:
         # the longest on the same weekday in the four weeks
         dow = state.gap_dow.reshape(-1)[(households * 7 + day % 7) * SLOTS_PER_DAY + b]
         q = np.maximum(top + np.uint8(1), dow + np.uint8(1)).astype(np.int64) - 1  # MISSING (255) wraps below 0
-        thr = np.clip(q * (SLOT_S * self.factor) + self.margin_s, self.floor_s, self.cap_s)
+        factor = np.where(state.household_water_count[households] > 0, self.factor, self.factor_no_water)
+        thr = np.clip(q * (SLOT_S * factor) + self.margin_s, self.floor_s, self.cap_s)
         return np.where(q >= 0, thr, -1).astype(np.int64), q * SLOT_S
 
     def evaluate(self, state: HouseholdState, now: int) -> list[Finding]:

@@ -172,6 +172,24 @@ def test_thresholds_follow_the_time_of_day():
     assert 3 * H <= afternoon <= 7 * H
 
 
+def test_electricity_only_homes_get_the_tighter_factor():
+    """No preset can fire in a home without a water meter, so its line is ``factor_no_water`` × its ordinary gap."""
+    import numpy as np
+
+    det = RoutineDetector()
+    at = np.array([day_n(16, 6)])  # after a night's sleep: the longest ordinary gap of the day
+    got = {}
+    for meters, h1 in (("WE", regular), ("E", (None, regular[1]))):
+        state = run(registry(meters), h1, day_n(16, 4))
+        line, gap = det._lines(state, np.array([state.household_index["H1"]]), at)
+        got[meters] = int(line[0]), int(gap[0])
+    (we_line, we_gap), (e_line, e_gap) = got["WE"], got["E"]
+    assert we_gap > 6 * H and e_gap > 6 * H
+    assert we_line == det.factor * we_gap + det.margin_s
+    assert e_line == det.factor_no_water * e_gap + det.margin_s
+    assert det.factor_no_water < det.factor and e_line < we_line
+
+
 def test_local_time_bins_follow_the_community_zone():
     """Bins are local time: the same UTC instant is a different half hour in Shanghai and in London."""
     import numpy as np
