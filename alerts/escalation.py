@@ -131,9 +131,12 @@ class Escalator:
     def tick(self, now: int) -> None:
         """Advance every active escalation that is due: next step, reminder, or SLA miss."""
         steps, msgs, events = [], [], []
-        for esc in self.store.active_escalations(self.communities):
-            alert = self.store.alert(esc.alert_id)
-            if alert.status == AlertStatus.RESOLVED:
+        active = self.store.active_escalations(self.communities)
+        # one query for every alert still open, not one per escalation each tick (alerts are never deleted)
+        unresolved = {a.id: a for a in self.store.unresolved_alerts()} if active else {}
+        for esc in active:
+            alert = unresolved.get(esc.alert_id)
+            if alert is None or alert.status == AlertStatus.RESOLVED:  # resolved since: the escalation is done
                 steps.append((esc, True))
                 continue
             policy = self.policy(alert, esc.community)

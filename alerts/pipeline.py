@@ -112,8 +112,7 @@ class Dedupe:
 
     def __call__(self, items: list[Candidate], now: int) -> list[Candidate]:
         out = []
-        for c in items:
-            alert = self.store.open_alert(c.finding, now)
+        for c, alert in zip(items, self.store.open_alerts([c.finding for c in items], now), strict=True):
             if alert is not None:
                 c.alert = alert
                 out.append(c)

@@ -393,18 +393,29 @@ class SqlStore(EscalationStoreMixin, AccountStoreMixin, FeedStoreMixin, RecentRe
 
     def open_alert(self, finding: Finding, opened_at: int) -> Alert | None:
         """Persist a new alert for the finding, or return None if one is already unresolved for its key."""
-        row = {"key": finding.key, "category": str(finding.category), "detector": finding.detector,
-               "severity": str(finding.severity), "status": str(AlertStatus.OPEN), "reason": finding.reason,
-               "since": finding.since, "opened_at": opened_at, "household": finding.household,
-               "gateway": finding.gateway, "meter": finding.meter, "note": ""}
-        try:
-            with self.engine.begin() as conn:
-                alert_id = conn.execute(t.alerts.insert().returning(t.alerts.c.id), row).scalar_one()
-                conn.execute(t.alert_events.insert(), {"alert_id": alert_id, "at": opened_at, "kind": "opened",
-                                                       "actor": finding.detector, "detail": finding.reason})
-        except IntegrityError:
-            return None
-        return self.alert(alert_id)
+        return self.open_alerts([finding], opened_at)[0]
+
+    def open_alerts(self, findings: Sequence[Finding], opened_at: int) -> list[Alert | None]:
+        """``open_alert`` for each finding, in order, in one transaction (one commit for a sweep's alerts): the
+        new alert, or None where its key already has an unresolved alert or its episode (key, since) one at all."""
+        if not findings:
+            return []
+        insert = self._insert(t.alerts).on_conflict_do_nothing().returning(t.alerts.c.id)
+        ids: list[int | None] = []
+        with self.engine.begin() as conn:
+            for f in findings:
+                alert_id = conn.execute(insert, {
+                    "key": f.key, "category": str(f.category), "detector": f.detector, "severity": str(f.severity),
+                    "status": str(AlertStatus.OPEN), "reason": f.reason, "since": f.since, "opened_at": opened_at,
+                    "household": f.household, "gateway": f.gateway, "meter": f.meter, "note": ""}).scalar()
+                if alert_id is not None:
+                    conn.execute(t.alert_events.insert(), {"alert_id": alert_id, "at": opened_at, "kind": "opened",
+                                                           "actor": f.detector, "detail": f.reason})
+                ids.append(alert_id)
+            new = [i for i in ids if i is not None]
+            rows = {r.id: self._alert(r) for r in conn.execute(select(t.alerts).where(t.alerts.c.id.in_(new)))} \
+                if new else {}
+        return [None if i is None else rows[i] for i in ids]
 
     def alert(self, alert_id: int) -> Alert:
         with self.engine.connect() as conn:

@@ -143,6 +143,24 @@ def test_a_resolved_episode_is_not_reopened(loaded):
     assert loaded.open_alert(later, 800) is not None
 
 
+def test_a_sweeps_alerts_open_together_as_one_at_a_time_would(loaded):
+    """open_alerts: in order, in one transaction; None for a key already open (before or earlier in the same call)
+    and for a closed episode, as open_alert gives it."""
+    first = loaded.open_alert(_finding("H1"), 500)
+    closed = loaded.open_alert(_finding("H3"), 500)
+    loaded.resolve_alert(closed.id, Outcome.SAFE, "worker", 550)
+    got = loaded.open_alerts([_finding("H1"), _finding("H2"), _finding("H2"), _finding("H3"),
+                              _finding("H2", AlertCategory.DEVICE)], 600)
+    assert [a is None for a in got] == [True, False, True, True, False]
+    h2, dev = got[1], got[4]
+    assert (h2.household, h2.category, h2.opened_at, h2.status) == ("H2", AlertCategory.INACTIVITY, 600,
+                                                                    AlertStatus.OPEN)
+    assert dev.category == AlertCategory.DEVICE and dev.id != h2.id
+    assert loaded.alert(h2.id) == h2 and [e.kind for e in loaded.alert_events(dev.id)] == ["opened"]
+    assert {a.id for a in loaded.unresolved_alerts()} == {first.id, h2.id, dev.id}
+    assert loaded.open_alerts([], 700) == []
+
+
 def test_people_care_and_policies(any_store, tmp_path):
     from test_registry import GOOD
 
