@@ -34,16 +34,19 @@ class UnusualUsageDetector:
     name: str = "unusual_usage"
 
     def _check(self, state: HouseholdState, now: int, meters: np.ndarray | None = None):
-        m = np.arange(len(state.meter_ids)) if meters is None else meters
-        last = state.last_ts[m]
-        ok = (last != NEVER) & (now - last <= self.max_staleness_s) & state.gateway_online[state.meter_gateway[m]]
-        hh = state.meter_household[m]
+        def of(a: np.ndarray) -> np.ndarray:  # every meter: the array itself, not a gathered copy of it
+            return a if meters is None else a[meters]
+
+        last = of(state.last_ts)
+        ok = (last != NEVER) & (last >= now - self.max_staleness_s) & state.gateway_online[of(state.meter_gateway)]
+        hh = of(state.meter_household)
         scope = state.community_mask(self.communities)
         if scope is not None:
             ok &= scope[hh]
-        kind = state.meter_kind[m].astype(np.int64)
+        kind = of(state.meter_kind)
         ok &= state.daily_n.reshape(-1)[hh * 2 + kind] >= self.min_days
-        m, hh, kind = m[ok], hh[ok], kind[ok]
+        m = np.flatnonzero(ok) if meters is None else meters[ok]
+        hh, kind = hh[ok], kind[ok].astype(np.int64)
         used, covered = state.window_usage(m, SLOTS_PER_DAY)
         median = state.daily_median.reshape(-1)[hh * 2 + kind].astype(np.float64)
         excess = np.where(kind == _WATER, self.water_min_excess_m3, self.elec_min_excess_kwh)
