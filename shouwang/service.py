@@ -59,7 +59,8 @@ def tune_collector(gen0_threshold: int) -> None:
     What start-up built (registry, household state, lookups) lives as long as the process: ``gc.freeze()`` takes it
     out of every later collection. Each stored reading leaves short-lived objects behind, so at Python's default of
     700 allocations the young generation was collected thousands of times a minute and the full heap dozens of
-    times; at 100,000 those passes are rare and short (docs/benchmarks.md, "The garbage collector").
+    times; at 100,000 those passes are rare and short (docs/benchmarks.md, "Buffered socket reads and the garbage
+    collector").
     """
     global _collector_tuned
     if gen0_threshold <= 0 or _collector_tuned:
