@@ -136,7 +136,7 @@ class Escalator:
         unresolved = {a.id: a for a in self.store.unresolved_alerts()} if active else {}
         for esc in active:
             alert = unresolved.get(esc.alert_id)
-            if alert is None or alert.status == AlertStatus.RESOLVED:  # resolved since: the escalation is done
+            if alert is None:  # resolved since: the escalation is done
                 steps.append((esc, True))
                 continue
             policy = self.policy(alert, esc.community)
