@@ -48,8 +48,10 @@ class CareDirectory:
     def community_of(self, alert: Alert) -> str:
         if alert.household:
             return self.store.household(alert.household).community
-        gateways = {g.id: g.community for g in self.store.gateways()}
-        return gateways.get(alert.gateway or "", "")
+        try:
+            return self.store.gateway(alert.gateway).community if alert.gateway else ""
+        except NotFound:
+            return ""
 
     def people(self, alert: Alert, community: str, targets: Sequence[Target]) -> list[Person]:
         """The people ``targets`` name for this alert, each once, in target order."""

@@ -759,6 +759,8 @@ def service_drain(args: argparse.Namespace, w: Workload, db: Path, registry, *, 
             prof.stop()
         res = pub.finish() if complete else (pub.abort() or {})
         stats = svc.stats.snapshot()
+        turns = getattr(svc.writer.store, "_turns", None)  # SQLite: batch writes and fold slices take turns
+        waits = (turns.write_wait_s, turns.fold_held_s) if turns is not None else None
     finally:
         if prof:
             prof.stop()
@@ -772,6 +774,9 @@ def service_drain(args: argparse.Namespace, w: Workload, db: Path, registry, *, 
     fs = flush_summary(flushes)
     if stats.get("readings_folded"):
         print(f"    fold of recent readings during the run: {stats['readings_folded']:,} moved into the main table")
+    if waits:
+        print(f"    SQLite's write lock: batches waited {waits[0]:.1f} s for their turn; fold slices held it "
+              f"{waits[1]:.1f} s")
     print(f"    {label}: {got:,}/{n:,} messages, {readings:,} readings stored in {elapsed:.2f} s"
           + ("" if complete else f" — {n - got:,} missing at the time-out (too slow, or dropped by the broker)")
           + f"; service start-up {startup_s:.1f} s", flush=True)

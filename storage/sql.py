@@ -45,6 +45,7 @@ from storage.sql_recent import RecentReadingsMixin, sqlite_insert_recent
 
 log = logging.getLogger(__name__)
 
+WAL_AUTOCHECKPOINT_PAGES = 10_000  # 40 MB at SQLite's 4 KiB pages (its default is 1,000)
 READ_WINDOW_S = 900  # readings_since reads this much event time per query (a city: ~100,000 rows)
 SQLITE_ROWS_PER_INSERT = 300  # 900 bound parameters, under the 999 that older SQLite builds allow
 # With export on, SQLite queues what an INSERT stores through a trigger of the writing connection: it fires for
@@ -72,6 +73,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=FULL")  # a batch is acknowledged to the broker only after this commit
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
+    # The ingest process's fold thread checkpoints outside the write turns (storage/sql_recent.py); a process that
+    # never folds (the api role, tools) still checkpoints, at a commit that takes the WAL past 40 MB.
+    cur.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
     cur.close()
 
 
@@ -164,6 +168,13 @@ class SqlStore(EscalationStoreMixin, AccountStoreMixin, FeedStoreMixin, RecentRe
             q = q.where(t.gateways.c.community == community)
         with self.engine.connect() as conn:
             return [Gateway(r.id, r.community) for r in conn.execute(q)]
+
+    def gateway(self, gateway_id: str) -> Gateway:
+        with self.engine.connect() as conn:
+            r = conn.execute(select(t.gateways).where(t.gateways.c.id == gateway_id)).first()
+        if r is None:
+            raise NotFound(f"gateway {gateway_id!r} not found")
+        return Gateway(r.id, r.community)
 
     def households(self, community: str | None = None) -> list[Household]:
         q = select(t.households).order_by(t.households.c.id)
@@ -264,15 +275,16 @@ class SqlStore(EscalationStoreMixin, AccountStoreMixin, FeedStoreMixin, RecentRe
             # step per row, and Python's sqlite3 releases and re-takes the GIL around every step: with the MQTT
             # thread busy, each row then waits for the GIL (a convoy), which made storing the slowest stage.
             # rowcount of each statement is the number of rows it inserted (conflicts are not counted).
+            # The statements are built before the turn at the write lock, which a fold slice may be waiting for.
             new, per = 0, SQLITE_ROWS_PER_INSERT
+            statements = [(_SQLITE_INSERT_FULL if len(chunk) == per else sqlite_insert_recent(len(chunk)),
+                           tuple(v for r in chunk for v in (r.meter, r.ts, r.value)))
+                          for chunk in (readings[i:i + per] for i in range(0, len(readings), per))]
             with self._turns.write(), self.engine.begin() as conn:
                 if conn.info.get("export_queue_fill", False) != self.export:  # per connection of the pool
                     conn.exec_driver_sql(_SQLITE_QUEUE_TRIGGER if self.export else _SQLITE_QUEUE_TRIGGER_OFF)
                     conn.info["export_queue_fill"] = self.export
-                for i in range(0, len(readings), per):
-                    chunk = readings[i:i + per]
-                    sql = _SQLITE_INSERT_FULL if len(chunk) == per else sqlite_insert_recent(len(chunk))
-                    params = tuple(v for r in chunk for v in (r.meter, r.ts, r.value))
+                for sql, params in statements:
                     new += max(conn.exec_driver_sql(sql, params).rowcount, 0)
                 self._feed_append(conn, readings)
                 self._recent_added(new)

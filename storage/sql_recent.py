@@ -30,8 +30,9 @@ log = logging.getLogger(__name__)
 FOLD_ROWS = 1_000_000  # a pass starts once the recent table has grown by this many readings since the last one
 FOLD_SPAN_S = 6 * 3600  # ... or once its oldest reading is this much older than its newest
 FOLD_KEEP_S = 3600  # a pass leaves the newest hour of event time in the recent table
-FOLD_SLICE_ROWS = 50_000  # readings moved per transaction
+FOLD_SLICE_ROWS = 10_000  # readings moved per transaction: a slice fits between two batches
 SPAN_CHECK_EVERY_S = 60.0  # how often fold_readings looks at the span (two index look-ups)
+CHECKPOINT_EVERY_S = 0.5  # between fold slices, fold_readings copies the WAL into the database this often
 
 _R, _M = t.readings_recent.name, t.readings.name
 _PASS_TABLE = "fold_pass"  # the pass's readings in (meter, ts) order, rowid = position; on the pass's connection
@@ -72,6 +73,8 @@ class WritersFirst:
         self._cond = threading.Condition()
         self._busy = False
         self._writes_waiting = 0
+        self.write_wait_s = 0.0  # how long batch writes have waited for their turn, in all
+        self.fold_held_s = 0.0  # how long fold slices have held the turn, in all
 
     @property
     def writes_waiting(self) -> int:
@@ -82,11 +85,13 @@ class WritersFirst:
     @contextmanager
     def write(self) -> Iterator[None]:
         """A batch's turn: as soon as the write lock is free."""
+        t = time.perf_counter()
         with self._cond:
             self._writes_waiting += 1
             self._cond.wait_for(lambda: not self._busy)
             self._writes_waiting -= 1
             self._busy = True
+            self.write_wait_s += time.perf_counter() - t
         try:
             yield
         finally:
@@ -98,9 +103,11 @@ class WritersFirst:
         with self._cond:
             self._cond.wait_for(lambda: not self._busy and self._writes_waiting == 0)
             self._busy = True
+        t = time.perf_counter()
         try:
             yield
         finally:
+            self.fold_held_s += time.perf_counter() - t
             self._release()
 
     def _release(self) -> None:
@@ -135,6 +142,7 @@ class RecentReadingsMixin:
         self._span_checked = float("-inf")
         self._fold: FoldPass | None = None
         self._turns = WritersFirst()  # batch writes and fold slices take turns (they run on different threads)
+        self._checkpointed = float("-inf")
 
     def _recent_added(self, n: int) -> None:
         if self._recent_rows is not None:
@@ -152,11 +160,29 @@ class RecentReadingsMixin:
             return 0
         if self._fold is None:
             if not (force or self._fold_due()):
+                self._checkpoint()
                 return 0
             self._fold = self._start_pass()
             if self._fold is None:
                 return 0
-        return self._fold_slice(self._fold)
+        moved = self._fold_slice(self._fold)
+        self._checkpoint()
+        return moved
+
+    def _checkpoint(self) -> None:
+        """Copy what the WAL holds into the database file (a passive checkpoint: it waits for no one), outside
+        the turns, at most every CHECKPOINT_EVERY_S.
+
+        Left to SQLite, the commit that takes the WAL past ``wal_autocheckpoint`` pages does it, inside its own
+        turn, so a batch (and every batch waiting behind a fold slice) waits for it. With the fold thread calling
+        this, the WAL rarely reaches the pragma's larger threshold, which stays for processes that never fold.
+        """
+        now = time.monotonic()
+        if now - self._checkpointed < CHECKPOINT_EVERY_S:
+            return
+        self._checkpointed = now
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").all()
 
     def fold_all(self) -> int:
         """Finish a pass under way, then fold everything older than the horizon now, slice by slice (tools and
@@ -189,6 +215,9 @@ class RecentReadingsMixin:
         objects, the export trigger among them."""
         conn = self.engine.connect()
         try:
+            # A slice's commit need not reach the disk: if it is lost, its readings are still in the recent table,
+            # and the next batch's commit (synchronous=FULL) syncs the WAL with the slice's pages in it.
+            conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
             newest = conn.execute(select(func.max(t.readings_recent.c.ts))).scalar()
             if newest is None:
                 conn.close()
@@ -228,6 +257,7 @@ class RecentReadingsMixin:
         try:
             fold.conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{_PASS_TABLE}")
             fold.conn.commit()
+            fold.conn.exec_driver_sql("PRAGMA synchronous=FULL")  # back to the pool as _sqlite_pragmas made it
         finally:
             fold.conn.close()
         self._recount()

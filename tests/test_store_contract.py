@@ -21,6 +21,9 @@ def test_registry_roundtrip_and_upsert(loaded):
     assert [h.id for h in loaded.households()] == ["H1", "H2", "H3", "H4"]
     assert {m.id for m in loaded.meters("H2")} == {"H2-W", "H2-E"}
     assert loaded.meter("H1-W").gateway == "G1"
+    assert loaded.gateway("G1") == next(g for g in loaded.gateways() if g.id == "G1")
+    with pytest.raises(NotFound):
+        loaded.gateway("nope")
     loaded.upsert_registry(small_registry())  # idempotent
     assert len(loaded.households()) == 4
     with pytest.raises(NotFound):

@@ -101,3 +101,37 @@ def test_the_writer_folds_on_its_own_thread_and_every_reading_is_kept_once(tmp_p
         assert list(reopened.readings_since(0)) == sorted(readings, key=lambda r: (r.ts, r.meter))
     finally:
         reopened.close()
+
+
+
+def _wal_frames(store) -> int:
+    """Frames in the WAL now, as a passive checkpoint reports them."""
+    with store.engine.connect() as conn:
+        return conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()[1]
+
+
+def test_the_fold_thread_checkpoints_the_wal_and_the_pass_connection_goes_back_durable(tmp_path) -> None:
+    registry = small_registry()
+    store = open_store(f"sqlite:///{tmp_path / 'ckpt.db'}")
+    meters = [m.id for m in registry.meters]
+    try:
+        store.upsert_registry(registry)
+        with store.engine.connect() as conn:  # small writes leave checkpoints to the fold thread
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 10_000
+        store.write_readings([Reading(m, 1_000 + s * 900, float(s)) for s in range(3000) for m in meters])
+        store.fold_span_s = 10**9
+        assert store.fold_readings() == 0  # no pass due: only the checkpoint
+        store.write_readings([Reading(meters[0], 1_000 + 3000 * 900, 3000.0)])
+        # the WAL began again after the checkpoint: it holds the last write's few pages, not everything before
+        assert _wal_frames(store) < 10
+
+        store.fold_keep_s, store.fold_slice_rows = 0, 40
+        assert store.fold_all() > 0  # passes commit with synchronous=NORMAL on a connection of the pool
+        conns = [store.engine.connect() for _ in range(5)]  # the pool's connections, the pass's among them
+        try:
+            assert {c.exec_driver_sql("PRAGMA synchronous").scalar() for c in conns} == {2}  # all FULL again
+        finally:
+            for c in conns:
+                c.close()
+    finally:
+        store.close()
