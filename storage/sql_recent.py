@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 FOLD_ROWS = 1_000_000  # a pass starts once the recent table has grown by this many readings since the last one
 FOLD_SPAN_S = 6 * 3600  # ... or once its oldest reading is this much older than its newest
 FOLD_KEEP_S = 3600  # a pass leaves the newest hour of event time in the recent table
-FOLD_SLICE_ROWS = 10_000  # readings moved per transaction: a slice fits between two batches
+FOLD_SLICE_ROWS = 50_000  # readings moved per transaction
 SPAN_CHECK_EVERY_S = 60.0  # how often fold_readings looks at the span (two index look-ups)
 CHECKPOINT_EVERY_S = 0.5  # between fold slices, fold_readings copies the WAL into the database this often
 
