@@ -116,6 +116,18 @@ class WritersFirst:
             self._cond.notify_all()
 
 
+def _close_pass_connection(conn: Any) -> None:
+    """Give a pass's connection back to the pool as ``_sqlite_pragmas`` made it (``synchronous=FULL``, so batches
+    written on it later are durable), or drop it if that cannot be done."""
+    try:
+        conn.rollback()
+        conn.exec_driver_sql("PRAGMA synchronous=FULL")
+    except Exception:  # noqa: BLE001 - never back to the pool with NORMAL
+        conn.invalidate()
+    finally:
+        conn.close()
+
+
 @dataclass
 class FoldPass:
     """A fold under way: its own connection (the temp table lives there), the horizon and how far it has got."""
@@ -220,7 +232,7 @@ class RecentReadingsMixin:
             conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
             newest = conn.execute(select(func.max(t.readings_recent.c.ts))).scalar()
             if newest is None:
-                conn.close()
+                _close_pass_connection(conn)
                 return None
             horizon = newest - self.fold_keep_s
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{_PASS_TABLE}")
@@ -228,7 +240,7 @@ class RecentReadingsMixin:
             rows = conn.exec_driver_sql(f"SELECT max(rowid) FROM temp.{_PASS_TABLE}").scalar() or 0
             conn.commit()
         except Exception:
-            conn.close()
+            _close_pass_connection(conn)
             raise
         if rows == 0:
             self._end_pass(FoldPass(conn, horizon, 0))
@@ -257,9 +269,8 @@ class RecentReadingsMixin:
         try:
             fold.conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{_PASS_TABLE}")
             fold.conn.commit()
-            fold.conn.exec_driver_sql("PRAGMA synchronous=FULL")  # back to the pool as _sqlite_pragmas made it
         finally:
-            fold.conn.close()
+            _close_pass_connection(fold.conn)
         self._recount()
 
     def _recount(self) -> None:

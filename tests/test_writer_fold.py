@@ -103,7 +103,6 @@ def test_the_writer_folds_on_its_own_thread_and_every_reading_is_kept_once(tmp_p
         reopened.close()
 
 
-
 def _wal_frames(store) -> int:
     """Frames in the WAL now, as a passive checkpoint reports them."""
     with store.engine.connect() as conn:
@@ -127,6 +126,7 @@ def test_the_fold_thread_checkpoints_the_wal_and_the_pass_connection_goes_back_d
 
         store.fold_keep_s, store.fold_slice_rows = 0, 40
         assert store.fold_all() > 0  # passes commit with synchronous=NORMAL on a connection of the pool
+        assert store.fold_all() == 0  # and a pass that finds the recent table empty gives its connection back too
         conns = [store.engine.connect() for _ in range(5)]  # the pool's connections, the pass's among them
         try:
             assert {c.exec_driver_sql("PRAGMA synchronous").scalar() for c in conns} == {2}  # all FULL again
