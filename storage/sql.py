@@ -169,11 +169,16 @@ class SqlStore(EscalationStoreMixin, AccountStoreMixin, FeedStoreMixin, RecentRe
         with self.engine.connect() as conn:
             return [Gateway(r.id, r.community) for r in conn.execute(q)]
 
-    def gateway(self, gateway_id: str) -> Gateway:
+    def _by_id(self, table: Any, key: str | int, noun: str) -> Any:
+        """The row of ``table`` whose id is ``key``; NotFound names it as ``noun`` when there is none."""
         with self.engine.connect() as conn:
-            r = conn.execute(select(t.gateways).where(t.gateways.c.id == gateway_id)).first()
+            r = conn.execute(select(table).where(table.c.id == key)).first()
         if r is None:
-            raise NotFound(f"gateway {gateway_id!r} not found")
+            raise NotFound(f"{noun} {key!r} not found")
+        return r
+
+    def gateway(self, gateway_id: str) -> Gateway:
+        r = self._by_id(t.gateways, gateway_id, "gateway")
         return Gateway(r.id, r.community)
 
     def households(self, community: str | None = None) -> list[Household]:
@@ -184,10 +189,7 @@ class SqlStore(EscalationStoreMixin, AccountStoreMixin, FeedStoreMixin, RecentRe
             return [Household(r.id, r.community, r.name, r.address, r.grid, r.phone, r.notes) for r in conn.execute(q)]
 
     def household(self, household_id: str) -> Household:
-        with self.engine.connect() as conn:
-            r = conn.execute(select(t.households).where(t.households.c.id == household_id)).first()
-        if r is None:
-            raise NotFound(f"household {household_id!r} not found")
+        r = self._by_id(t.households, household_id, "household")
         return Household(r.id, r.community, r.name, r.address, r.grid, r.phone, r.notes)
 
     def meters(self, household: str | None = None) -> list[Meter]:
@@ -198,10 +200,7 @@ class SqlStore(EscalationStoreMixin, AccountStoreMixin, FeedStoreMixin, RecentRe
             return [Meter(r.id, r.household, MeterKind(r.kind), r.gateway) for r in conn.execute(q)]
 
     def meter(self, meter_id: str) -> Meter:
-        with self.engine.connect() as conn:
-            r = conn.execute(select(t.meters).where(t.meters.c.id == meter_id)).first()
-        if r is None:
-            raise NotFound(f"meter {meter_id!r} not found")
+        r = self._by_id(t.meters, meter_id, "meter")
         return Meter(r.id, r.household, MeterKind(r.kind), r.gateway)
 
     # ---------------------------------------------------------------- people and care
@@ -214,11 +213,7 @@ class SqlStore(EscalationStoreMixin, AccountStoreMixin, FeedStoreMixin, RecentRe
             return [self._person(r) for r in conn.execute(select(t.people).order_by(t.people.c.id))]
 
     def person(self, person_id: str) -> Person:
-        with self.engine.connect() as conn:
-            r = conn.execute(select(t.people).where(t.people.c.id == person_id)).first()
-        if r is None:
-            raise NotFound(f"person {person_id!r} not found")
-        return self._person(r)
+        return self._person(self._by_id(t.people, person_id, "person"))
 
     def upsert_person(self, person: Person) -> Person:
         with self.engine.begin() as conn:
@@ -430,11 +425,7 @@ class SqlStore(EscalationStoreMixin, AccountStoreMixin, FeedStoreMixin, RecentRe
         return [None if i is None else rows[i] for i in ids]
 
     def alert(self, alert_id: int) -> Alert:
-        with self.engine.connect() as conn:
-            r = conn.execute(select(t.alerts).where(t.alerts.c.id == alert_id)).first()
-        if r is None:
-            raise NotFound(f"alert {alert_id} not found")
-        return self._alert(r)
+        return self._alert(self._by_id(t.alerts, alert_id, "alert"))
 
     def alerts(
         self,
