@@ -85,6 +85,7 @@ def swept_state(meters: int, night: bool = False) -> tuple[HouseholdState, int]:
     silent = rng.choice(n, n // 10_000, replace=False)
     state.last_ts[silent] = now - 7 * H
     state.gateway_online[rng.choice(len(state.gateway_ids), 5, replace=False)] = False
+    state.touch()
     return state, now
 
 
@@ -97,14 +98,23 @@ def sweep(meters: int, repeats: int, night: bool = False) -> dict:
     dets = build_detectors([*DEFAULT_DETECTORS, *PRESETS])
     times: dict[str, list[float]] = {d.name: [] for d in dets}
     found: dict[str, int] = {}
-    for _ in range(repeats):
+    rng = np.random.default_rng(11)
+    first = 0.0
+    for r in range(repeats + 1):
+        # as in the service: the first sweep after start-up reduces over every meter, a later one only over the
+        # households whose meters reported since the last (here 1 %, several seconds of a city's readings)
+        if r:
+            state.touch(rng.choice(households, households // 100, replace=False))
         for d in dets:
             t = time.perf_counter()
             found[d.name] = len(d.evaluate(state, now))
-            times[d.name].append(time.perf_counter() - t)
+            if r:
+                times[d.name].append(time.perf_counter() - t)
+            elif d.name in DEFAULT_DETECTORS:
+                first += time.perf_counter() - t
     best = {k: min(v) for k, v in times.items()}
     return {"meters": len(state.meter_ids), "households": households, "setup_s": setup, "seconds": best, "findings": found,
-            "default_sweep_s": sum(best[d] for d in DEFAULT_DETECTORS)}
+            "default_sweep_s": sum(best[d] for d in DEFAULT_DETECTORS), "first_sweep_s": first}
 
 
 def main() -> None:
@@ -124,7 +134,9 @@ def main() -> None:
               f"{args.repeats}; state set up in {s['setup_s']:.1f} s):")
         for name, sec in s["seconds"].items():
             print(f"  {name:15s} {sec * 1000:8.1f} ms   {s['findings'][name]:6,} findings")
-        print(f"  default sweep ({', '.join(DEFAULT_DETECTORS)}): {s['default_sweep_s'] * 1000:.0f} ms")
+        print(f"  default sweep ({', '.join(DEFAULT_DETECTORS)}): {s['default_sweep_s'] * 1000:.0f} ms "
+              f"(1 % of households changed since the last sweep; the first after start-up: "
+              f"{s['first_sweep_s'] * 1000:.0f} ms)")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from detectors.base import Detector
 from detectors.common import active_since, hours, judged_households
 from detectors.no_change import NoChangeDetector
 from shouwang.domain import Alert, AlertCategory, Finding, Severity
-from shouwang.state import NEVER, SLOT_S, SLOTS_PER_DAY, TOP_K, HouseholdState
+from shouwang.state import MISSING, NEVER, SLOT_S, SLOTS_PER_DAY, TOP_K, HouseholdState
 
 _NOT_DUE = np.iinfo(np.int64).max  # alert line of a household too recently active to be judged at all
 
@@ -66,10 +66,13 @@ class RoutineDetector:
         top = state.gap_top.reshape(-1)[(households * TOP_K + (self.k - 1)) * SLOTS_PER_DAY + b]
         # the longest on the same weekday in the four weeks
         dow = state.gap_dow.reshape(-1)[(households * 7 + day % 7) * SLOTS_PER_DAY + b]
-        q = np.maximum(top + np.uint8(1), dow + np.uint8(1)).astype(np.int64) - 1  # MISSING (255) wraps below 0
-        factor = np.where(state.household_water_count[households] > 0, self.factor, self.factor_no_water)
-        thr = np.clip(q * (SLOT_S * factor) + self.margin_s, self.floor_s, self.cap_s)
-        return np.where(q >= 0, thr, -1).astype(np.int64), q * SLOT_S
+        g = np.maximum(top + np.uint8(1), dow + np.uint8(1))  # the ordinary gap + 1 half hour; MISSING wraps to 0
+        # both results depend only on g and on whether the home has a water meter: look them up in tables of 256
+        q = np.arange(-1, MISSING, dtype=np.int64)
+        factor = np.array([[self.factor_no_water], [self.factor]])
+        lines = np.where(q >= 0, np.clip(q * (SLOT_S * factor) + self.margin_s, self.floor_s, self.cap_s), -1)
+        water = state.household_water_count[households] > 0
+        return lines.astype(np.int64).reshape(-1)[water.view(np.uint8).astype(np.intp) * 256 + g], (q * SLOT_S)[g]
 
     def evaluate(self, state: HouseholdState, now: int) -> list[Finding]:
         with state.lock:

@@ -122,6 +122,21 @@ class HouseholdSummary:
     meters: tuple[MeterSummary, ...]
 
 
+def _grouped(keys: np.ndarray, groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """CSR of ``keys`` (each in 0..groups-1): positions ordered by key, and where each key's run starts."""
+    order = np.argsort(keys, kind="stable").astype(np.int64)
+    counts = np.bincount(keys, minlength=groups) if keys.size else np.zeros(groups, dtype=np.int64)
+    return order, np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+
+
+def _members(order: np.ndarray, ptr: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Of a CSR from ``_grouped``: the members of ``groups`` one group after another, where each group starts
+    among them, and how many each has."""
+    counts = ptr[groups + 1] - ptr[groups]
+    starts = np.cumsum(counts) - counts
+    return order[np.repeat(ptr[groups] - starts, counts) + np.arange(int(counts.sum()))], starts, counts
+
+
 class ZoneOffsets:
     """UTC offsets of a few IANA zones at many instants, from hourly tables built lazily per zone."""
 
@@ -158,9 +173,18 @@ class ZoneOffsets:
         if ts.size == 0:
             return out
         bad = ts < -(2**40)  # NEVER and the like: any offset will do
-        hours = np.where(bad, int(ts[~bad].max()) if not bad.all() else 0, ts) // 3600
+        some_bad = bool(bad.any())
         zones = np.asarray(zone)
         uniq = (int(zones.flat[0]),) if zones.size and (zones == zones.flat[0]).all() else np.unique(zones)
+        if len(uniq) == 1 and not bad.all():  # one zone: if its offset is constant over the span, one value for all
+            good = ts[~bad] if some_bad else ts
+            lo, hi = int(good.min()) // 3600, int(good.max()) // 3600
+            start, offs = self._table(int(uniq[0]), lo, hi)
+            span = offs[lo - start:hi - start + 1]
+            if (span == span[0]).all():
+                out[:] = span[0]
+                return out
+        hours = (np.where(bad, int(ts[~bad].max()) if not bad.all() else 0, ts) if some_bad else ts) // 3600
         for z in uniq:
             z = int(z)
             sel = slice(None) if len(uniq) == 1 else zones == z
@@ -201,10 +225,10 @@ class HouseholdState:
                                         dtype=np.int32)
         self.meter_gateway = np.array([self.gateway_index[m.gateway] for m in registry.meters], dtype=np.int32)
         n, nh = len(self.meter_ids), len(self.household_ids)
-        # meters grouped by household (CSR), for per-household reductions
-        self._hh_order = np.argsort(self.meter_household, kind="stable").astype(np.int64)
-        counts = np.bincount(self.meter_household, minlength=nh) if n else np.zeros(nh, dtype=np.int64)
-        self._hh_ptr = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+        # meters grouped by household and by gateway (CSR), for per-household reductions
+        self._hh_order, self._hh_ptr = _grouped(self.meter_household, nh)
+        self._gw_order, self._gw_ptr = _grouped(self.meter_gateway, len(self.gateway_ids))
+        counts = np.diff(self._hh_ptr)
         self._hh_has = counts > 0
         self._hh_starts = self._hh_ptr[:-1][self._hh_has]
         self.household_water_count = np.bincount(self.meter_household[self.meter_kind == _WATER], minlength=nh) \
@@ -262,6 +286,13 @@ class HouseholdState:
         # ---- per gateway
         self.gateway_online = np.ones(len(self.gateway_ids), dtype=bool)
         self.gateway_status_at = np.full(len(self.gateway_ids), NEVER, dtype=np.int64)
+
+        # ---- per household, derived: what every sweep asks of a household's meters, kept instead of reduced over
+        # all of them each time; ``apply`` and ``load`` mark the households they touch, a read recomputes those
+        self._agg_activity = np.full(nh, NEVER, dtype=np.int64)  # latest activity of any meter
+        self._agg_covered = np.full(nh, NEVER, dtype=np.int64)  # the oldest of its meters' newest readings
+        self._agg_first_seen = np.full(nh, NEVER, dtype=np.int64)  # when its last meter began reporting
+        self._agg_stale = np.ones(nh, dtype=bool)
 
     # ------------------------------------------------------------------ updates
     def apply(self, readings: list[Reading]) -> None:
@@ -328,6 +359,7 @@ class HouseholdState:
         self.last_ts[m] = t
         self.last_value[m] = v
         hh = self.meter_household[m]
+        self._agg_stale[hh] = True
         np.maximum.at(self.hh_last_ts, hh, t)
         self._roll_due(hh)
 
@@ -505,11 +537,8 @@ class HouseholdState:
         off = self.zones.at(self.household_zone[hs], self.hh_last_ts[hs])
         day_start = day * 86400 - off
         s0 = day_start // SLOT_S
-        counts = self._hh_ptr[hs + 1] - self._hh_ptr[hs]
+        ms, pair_starts, counts = _members(self._hh_order, self._hh_ptr, hs)
         row_of = np.repeat(np.arange(nh), counts)
-        pair_starts = np.cumsum(counts) - counts
-        ms = self._hh_order[np.repeat(self._hh_ptr[hs], counts) + np.arange(row_of.size)
-                            - np.repeat(pair_starts, counts)]
         bins = np.arange(-1, SLOTS_PER_DAY)
         slots = s0[row_of, None] + bins  # (pairs, 49): the slot before the day, then the day's 48
         head = (self.last_ts[ms] - 1) // SLOT_S
@@ -612,6 +641,12 @@ class HouseholdState:
                 self.gateway_online[g] = status.online
                 self.gateway_status_at[g] = status.at
 
+    def touch(self, households: np.ndarray | None = None) -> None:
+        """Say that per-meter arrays of ``households`` (None: all) were written from outside ``apply`` (a loaded
+        file, a benchmark's synthetic state): their per-household aggregates are recomputed on the next read."""
+        with self.lock:
+            self._agg_stale[slice(None) if households is None else households] = True
+
     # ------------------------------------------------------------------ views
     def _per_household(self, values: np.ndarray, ufunc: np.ufunc, empty: float) -> np.ndarray:
         out = np.full(len(self.household_ids), empty, dtype=values.dtype)
@@ -620,26 +655,57 @@ class HouseholdState:
                                                self._hh_starts)
         return out
 
+    def _aggregates(self) -> None:
+        """Bring the per-household aggregates up to date for the households marked stale."""
+        stale = np.flatnonzero(self._agg_stale & self._hh_has)
+        self._agg_stale[:] = False
+        if stale.size == 0:
+            return
+        if stale.size * 4 >= len(self.household_ids):  # most of them: one pass over every meter is cheaper
+            at = slice(None)
+
+            def reduce(values: np.ndarray, ufunc: np.ufunc) -> np.ndarray:
+                return self._per_household(values, ufunc, NEVER)
+        else:
+            at = stale
+            ms, starts, _ = _members(self._hh_order, self._hh_ptr, stale)
+
+            def reduce(values: np.ndarray, ufunc: np.ufunc) -> np.ndarray:
+                return ufunc.reduceat(values[ms], starts)
+        self._agg_activity[at] = reduce(self.last_activity, np.maximum)
+        self._agg_covered[at] = reduce(self.last_ts, np.minimum)
+        earliest = reduce(self.first_ts, np.minimum)
+        self._agg_first_seen[at] = np.where(earliest == NEVER, NEVER, reduce(self.first_ts, np.maximum))
+
+    def _aggregate(self, a: np.ndarray) -> np.ndarray:
+        """A read-only view of one of the per-household aggregates, brought up to date."""
+        with self.lock:
+            self._aggregates()
+        view = a.view()
+        view.flags.writeable = False
+        return view
+
     def household_last_activity(self) -> np.ndarray:
-        """Latest activity per household (NEVER if none seen)."""
-        return self._per_household(self.last_activity, np.maximum, NEVER)
+        """Latest activity per household (NEVER if none seen); a read-only view that later ``apply`` calls update."""
+        return self._aggregate(self._agg_activity)
 
     def household_first_seen(self) -> np.ndarray:
-        """Event time from which every meter of a household has been reporting (NEVER if one never has)."""
-        latest = self._per_household(self.first_ts, np.maximum, NEVER)
-        earliest = self._per_household(self.first_ts, np.minimum, NEVER)
-        latest[earliest == NEVER] = NEVER
-        return latest
+        """Event time from which every meter of a household has been reporting (NEVER if one never has); a
+        read-only view, as ``household_last_activity``."""
+        return self._aggregate(self._agg_first_seen)
 
     def household_covered_until(self) -> np.ndarray:
-        """Event time up to which all of a household's meters have reported (NEVER if one never has)."""
-        return self._per_household(self.last_ts, np.minimum, NEVER)
+        """Event time up to which all of a household's meters have reported (NEVER if one never has); a read-only
+        view, as ``household_last_activity``."""
+        return self._aggregate(self._agg_covered)
 
     def household_offline(self) -> np.ndarray:
-        """True for households with a meter behind an offline gateway."""
-        if self.gateway_online.all():
-            return np.zeros(len(self.household_ids), dtype=bool)
-        return self._per_household(~self.gateway_online[self.meter_gateway], np.logical_or, False)
+        """True for households with a meter behind an offline gateway (only those gateways' meters are read)."""
+        out = np.zeros(len(self.household_ids), dtype=bool)
+        down = np.flatnonzero(~self.gateway_online)
+        if down.size:
+            out[self.meter_household[_members(self._gw_order, self._gw_ptr, down)[0]]] = True
+        return out
 
     def household_meters(self, h: int) -> np.ndarray:
         """Indices of household ``h``'s meters (O(its meters), not O(all meters))."""
@@ -647,8 +713,8 @@ class HouseholdState:
 
     def local_time(self, households: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Local day (days since the epoch) and half hour of the day (0-47) of ``ts`` in each household's zone."""
-        local = ts + self.zones.at(self.household_zone[households], ts)
-        return local // 86400, (local % 86400) // SLOT_S
+        day, second = np.divmod(ts + self.zones.at(self.household_zone[households], ts), 86400)
+        return day, second // SLOT_S
 
     def community_mask(self, communities: frozenset[str] | None) -> np.ndarray | None:
         """Households in the given communities (None: every household)."""
@@ -750,4 +816,5 @@ class HouseholdState:
                 for k in names:
                     if prefix + k in z:  # a file from before an array was added leaves it fresh
                         getattr(self, k)[dst] = z[prefix + k][src]
+            self.touch()
             self.relearn()

@@ -77,6 +77,56 @@ def test_batches_of_any_shape_fold_like_one_reading_at_a_time():
     assert (one.fault_at != NEVER).any() and one.hist_days.max() >= 5
 
 
+def _reduced(state: HouseholdState) -> dict[str, np.ndarray]:
+    """The per-household views, reduced from the per-meter arrays the slow way."""
+    out = {}
+    for name, per_meter, pick in (("last_activity", state.last_activity, max), ("covered_until", state.last_ts, min),
+                                  ("first_seen", state.first_ts, max)):
+        vals = []
+        for h in range(len(state.household_ids)):
+            ms = np.flatnonzero(state.meter_household == h)
+            v = [int(per_meter[m]) for m in ms]
+            vals.append(NEVER if not v or (name == "first_seen" and NEVER in v) else pick(v))
+        out[name] = np.array(vals)
+    return out
+
+
+def test_household_views_kept_up_to_date_match_a_reduction_over_their_meters(tmp_path):
+    """The per-household aggregates ``apply`` keeps (last activity, covered until, first seen) equal a reduction over
+    every meter after every batch, whether one household changed or all did; meters in no household order, a
+    household without meters, one with a meter that never reports; a loaded file and an offline gateway too."""
+    from shouwang.domain import GatewayStatus, Household, Meter, MeterKind, Registry
+
+    base = small_registry(8, 4)
+    rng = np.random.default_rng(3)
+    meters = [base.meters[i] for i in rng.permutation(len(base.meters))] + [
+        Meter("H2-W2", "H2", MeterKind.WATER, "G1")]
+    reg = Registry(base.communities, base.gateways, (*base.households, Household("H9", "c1")), tuple(meters))
+    state = HouseholdState(reg, started_at=START)
+    assert not state._hh_grouped
+    by_time = sorted(_noisy_readings(days=3), key=lambda r: r.ts)
+    sizes = [1, 1, 2, 37, 5, 500, 1, 3]
+    i = k = 0
+    while i < len(by_time):
+        state.apply(by_time[i:i + sizes[k % len(sizes)]])
+        i += sizes[k % len(sizes)]
+        k += 1
+        want = _reduced(state)
+        for name in want:
+            assert np.array_equal(getattr(state, f"household_{name}")(), want[name]), (name, i)
+    assert (want["last_activity"] != NEVER).sum() == 8 and want["covered_until"][1] == NEVER  # H2-W2 never reported
+    with pytest.raises(ValueError):
+        state.household_last_activity()[0] = 0
+    state.save(tmp_path / "state.npz")
+    fresh = HouseholdState(reg, started_at=START)
+    fresh.household_last_activity()  # read before the load: the load must mark every household again
+    fresh.load(tmp_path / "state.npz")
+    assert all(np.array_equal(getattr(fresh, f"household_{n}")(), v) for n, v in want.items())
+    state.set_gateway_status(GatewayStatus("G2", False, START + 9 * 86400))
+    offline = state.household_offline()
+    assert [state.household_ids[h] for h in np.flatnonzero(offline)] == ["H5", "H6", "H7", "H8"]
+
+
 def test_activity_and_base_load_as_before_on_clean_data():
     """On fault-free data the activity model is the one in docs/decisions.md, reading by reading (with the
     windowed test of electricity against the quiet level turned off: it only ever removes activity)."""
