@@ -283,3 +283,27 @@ def test_a_state_file_from_before_an_array_was_added_still_loads(tmp_path):
     assert np.array_equal(fresh.last_ts, state.last_ts) and np.array_equal(fresh.gap_hist, state.gap_hist)
     assert np.isnan(fresh.quiet_rate).all() and np.isnan(fresh.quiet_dev).all()
     assert not np.isnan(state.quiet_rate[state.meter_kind == 1]).any()
+
+
+@pytest.mark.parametrize("zone, span_days", [("Europe/London", 730), ("Europe/London", 20), ("America/New_York", 3650),
+                                             ("Asia/Shanghai", 730)])
+def test_zone_offsets_agree_with_zoneinfo(zone, span_days):
+    """Offsets from the hourly tables equal zoneinfo's, one zone or two, across DST changes or within a stretch
+    without one (where one offset serves every instant), with "no timestamp yet" among the instants."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from shouwang.state import ZoneOffsets
+
+    rng = np.random.default_rng(5)
+    start = 1_782_864_000  # 2026-07-01 UTC: twenty days from here see no DST change in London
+    ts = start + rng.integers(0, span_days * 86400, 2000)
+    want = np.array([datetime.fromtimestamp(int(t), UTC).astimezone(ZoneInfo(zone)).utcoffset().total_seconds()
+                     for t in ts])
+    offsets = ZoneOffsets(["Asia/Shanghai", zone] if zone != "Asia/Shanghai" else [zone])
+    z = len(offsets.names) - 1
+    assert np.array_equal(offsets.at(np.full(ts.size, z), ts), want)
+    mixed = np.concatenate((ts, [NEVER]))
+    assert np.array_equal(offsets.at(np.full(mixed.size, z), mixed)[:-1], want)
+    both = offsets.at(np.where(np.arange(mixed.size) % 2 == 0, z, 0), mixed)
+    assert np.array_equal(both[:-1:2], want[::2]) and (both[1:-1:2] == 8 * 3600).all()
