@@ -79,18 +79,25 @@ class RoutineDetector:
             j = judged_households(state, now, self.max_staleness_s, self.communities)
             days = state.hist_days[j.idx]
             elapsed = j.seen_until - j.reference
-            thr = np.full(j.idx.size, -1, dtype=np.int64)
-            usual = np.full(j.idx.size, -1, dtype=np.int64)
             learned = days >= self.min_days
             fb = self.fallback
             inline = (isinstance(fb, NoChangeDetector) and fb.max_staleness_s == self.max_staleness_s
                       and fb.communities == self.communities)
+            not_due = None
             if fb is None or (inline and fb.window_s > self.floor_s):
                 # no line is below the floor: a household quiet for less cannot fire, and no fallback would
-                thr[learned] = _NOT_DUE
-                learned &= elapsed > self.floor_s
+                not_due = learned & (elapsed <= self.floor_s)
+                learned &= ~not_due
             sel = np.flatnonzero(learned)
-            thr[sel], usual[sel] = self._lines(state, j.idx[sel], j.seen_until[sel])
+            if sel.size * 2 > j.idx.size:  # most households (at night): lines for all beat gathering and scattering
+                thr, usual = self._lines(state, j.idx, j.seen_until)
+                thr[~learned] = usual[~learned] = -1
+            else:
+                thr = np.full(j.idx.size, -1, dtype=np.int64)
+                usual = np.full(j.idx.size, -1, dtype=np.int64)
+                thr[sel], usual[sel] = self._lines(state, j.idx[sel], j.seen_until[sel])
+            if not_due is not None:
+                thr[not_due] = _NOT_DUE
             others = fb.evaluate(state, now) if fb is not None and not inline and (thr < 0).any() else []
         out = [
             Finding(

@@ -293,6 +293,9 @@ class HouseholdState:
         self._agg_covered = np.full(nh, NEVER, dtype=np.int64)  # the oldest of its meters' newest readings
         self._agg_first_seen = np.full(nh, NEVER, dtype=np.int64)  # when its last meter began reporting
         self._agg_stale = np.ones(nh, dtype=bool)
+        # ---- per meter, derived: usage over a window of half hours ending with its newest reading, per window length
+        # asked for (``window_usage``): (usage, covered, stale), recomputed only for meters that read since
+        self._windows: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     # ------------------------------------------------------------------ updates
     def apply(self, readings: list[Reading]) -> None:
@@ -360,6 +363,8 @@ class HouseholdState:
         self.last_value[m] = v
         hh = self.meter_household[m]
         self._agg_stale[hh] = True
+        for *_, stale in self._windows.values():
+            stale[m] = True
         np.maximum.at(self.hh_last_ts, hh, t)
         self._roll_due(hh)
 
@@ -646,6 +651,9 @@ class HouseholdState:
         file, a benchmark's synthetic state): their per-household aggregates are recomputed on the next read."""
         with self.lock:
             self._agg_stale[slice(None) if households is None else households] = True
+            meters = slice(None) if households is None else _members(self._hh_order, self._hh_ptr, households)[0]
+            for *_, stale in self._windows.values():
+                stale[meters] = True
 
     # ------------------------------------------------------------------ views
     def _per_household(self, values: np.ndarray, ufunc: np.ufunc, empty: float) -> np.ndarray:
@@ -723,9 +731,29 @@ class HouseholdState:
         idx = [self.community_index[c] for c in communities if c in self.community_index]
         return np.isin(self.household_community, np.array(idx, dtype=np.int32))
 
-    def window_usage(self, meters: np.ndarray, slots: int) -> tuple[np.ndarray, np.ndarray]:
-        """Usage of each meter over the ``slots`` half hours ending with its newest reading's half hour, and
-        whether its data covers that window (it reported before the window began)."""
+    def window_usage(self, meters: np.ndarray | None, slots: int) -> tuple[np.ndarray, np.ndarray]:
+        """Usage of each meter (None: every meter, as read-only views that later ``apply`` calls update) over the
+        ``slots`` half hours ending with its newest reading's half hour (NaN where not covered), and whether its
+        data covers that window (it reported before the window began). Kept per window length, and recomputed
+        only for the meters that read since the last call."""
+        with self.lock:
+            window = self._windows.get(slots)
+            if window is None:
+                n = len(self.meter_ids)
+                window = self._windows[slots] = (np.full(n, np.nan), np.zeros(n, dtype=bool), np.ones(n, dtype=bool))
+            used, ok, stale = window
+            changed = np.flatnonzero(stale)
+            if changed.size:
+                used[changed], ok[changed] = self._window_usage(changed, slots)
+                stale[changed] = False
+            if meters is not None:
+                return used[meters], ok[meters]
+        used, ok = used.view(), ok.view()
+        used.flags.writeable = ok.flags.writeable = False
+        return used, ok
+
+    def _window_usage(self, meters: np.ndarray, slots: int) -> tuple[np.ndarray, np.ndarray]:
+        """``window_usage`` computed from the rings."""
         first = self.first_ts[meters]
         start = (self.last_ts[meters] - 1) // SLOT_S - slots
         ok = (first != NEVER) & (start >= (first - 1) // SLOT_S) & (slots < RING_SLOTS)

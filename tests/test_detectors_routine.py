@@ -135,6 +135,19 @@ def test_learning_status_and_fallback_reason():
     assert learning_status(state, "H2")[0] == LearningStatus.LEARNING
 
 
+def test_a_newcomer_among_learned_neighbours_is_judged_by_the_fallback():
+    """H1 moved in five days ago; its neighbours have sixteen days learned and are asleep. 30 hours after H1's last
+    use its few days of routine would say "far too long", but they are not enough to judge by: the fallback's 48 h
+    are what count, so nothing yet."""
+    moved_in, end = day_n(11, 0), day_n(16, 4)
+    state = run(registry(), collapse(day_n(15, 6), *regular), end,
+                report=lambda m, t: not m.startswith("H1") or t >= moved_in)
+    assert [learning_status(state, h)[0] for h in ("H1", "H2", "H3")] == [LearningStatus.LEARNING,
+                                                                          *[LearningStatus.LEARNED] * 2]
+    assert not RoutineDetector().evaluate(state, end)
+    assert [f.household for f in RoutineDetector(min_days=4).evaluate(state, end)] == ["H1"]
+
+
 def test_learning_status_learned_and_no_data():
     reg = registry()
     state = HouseholdState(reg, started_at=START)

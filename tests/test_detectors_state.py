@@ -93,8 +93,9 @@ def _reduced(state: HouseholdState) -> dict[str, np.ndarray]:
 
 def test_household_views_kept_up_to_date_match_a_reduction_over_their_meters(tmp_path):
     """The per-household aggregates ``apply`` keeps (last activity, covered until, first seen) equal a reduction over
-    every meter after every batch, whether one household changed or all did; meters in no household order, a
-    household without meters, one with a meter that never reports; a loaded file and an offline gateway too."""
+    every meter after every batch, whether one household changed or all did, and the kept window usage equals one
+    computed afresh; meters in no household order, a household without meters, one with a meter that never
+    reports; a loaded file and an offline gateway too."""
     from shouwang.domain import GatewayStatus, Household, Meter, MeterKind, Registry
 
     base = small_registry(8, 4)
@@ -105,6 +106,7 @@ def test_household_views_kept_up_to_date_match_a_reduction_over_their_meters(tmp
     state = HouseholdState(reg, started_at=START)
     assert not state._hh_grouped
     by_time = sorted(_noisy_readings(days=3), key=lambda r: r.ts)
+    every = np.arange(len(state.meter_ids))
     sizes = [1, 1, 2, 37, 5, 500, 1, 3]
     i = k = 0
     while i < len(by_time):
@@ -114,14 +116,18 @@ def test_household_views_kept_up_to_date_match_a_reduction_over_their_meters(tmp
         want = _reduced(state)
         for name in want:
             assert np.array_equal(getattr(state, f"household_{name}")(), want[name]), (name, i)
+        for slots, meters in ((48, None), (24, every)):
+            kept, fresh = state.window_usage(meters, slots), state._window_usage(every, slots)
+            assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(kept, fresh, strict=True)), (slots, i)
     assert (want["last_activity"] != NEVER).sum() == 8 and want["covered_until"][1] == NEVER  # H2-W2 never reported
     with pytest.raises(ValueError):
         state.household_last_activity()[0] = 0
     state.save(tmp_path / "state.npz")
     fresh = HouseholdState(reg, started_at=START)
-    fresh.household_last_activity()  # read before the load: the load must mark every household again
+    fresh.household_last_activity(), fresh.window_usage(None, 48)  # read before the load: it must mark all again
     fresh.load(tmp_path / "state.npz")
     assert all(np.array_equal(getattr(fresh, f"household_{n}")(), v) for n, v in want.items())
+    assert np.array_equal(fresh.window_usage(None, 48)[0], state.window_usage(None, 48)[0], equal_nan=True)
     state.set_gateway_status(GatewayStatus("G2", False, START + 9 * 86400))
     offline = state.household_offline()
     assert [state.household_ids[h] for h in np.flatnonzero(offline)] == ["H5", "H6", "H7", "H8"]

@@ -77,6 +77,11 @@ CASES = [
          (regular[0], plus(regular[1], at(16, 18), HEATER_KW, at(16, 20))), at(17, 10)),
     Case("600 L run into an overflowing bath", UnusualUsageDetector(),
          (plus(regular[0], at(16, 14), 0.05, at(16, 17)), regular[1]), at(16, 18), {("unusual_usage", "warning")}),
+    # an ordinary day here is 126 L of water: 450 L more is past both lines (4×, and 400 L more); 350 L more is not
+    Case("450 L more than an ordinary day: just past both lines", UnusualUsageDetector(),
+         (plus(regular[0], at(16, 14), 0.05, at(16, 16.25)), regular[1]), at(16, 18), {("unusual_usage", "warning")}),
+    Case("350 L more than an ordinary day (3.8×): under the line", UnusualUsageDetector(),
+         (plus(regular[0], at(16, 14), 0.05, at(16, 15.75)), regular[1]), at(16, 18)),
     Case("heater left on while the routine is still learning (day 5)", UnusualUsageDetector(),
          (regular[0], plus(regular[1], at(5, 10), HEATER_KW)), at(6, 10)),
     Case("after a collapse the fridge runs on: nothing unusual", UnusualUsageDetector(),
