@@ -866,7 +866,7 @@ def state_memory(households: int) -> dict:
     handler.prime({m.id: Reading(m.id, now, 1.0) for m in registry.meters})
     handler_bytes = tracemalloc.get_traced_memory()[0] - handler_base
     tracemalloc.stop()
-    arrays = sum(v.nbytes for v in vars(state).values() if isinstance(v, np.ndarray))
+    arrays = state.array_bytes()
     del state, handler
     return {"households": households, "meters": len(registry.meters), "state_bytes": after_init,
             "state_bytes_after_readings": applied, "array_bytes": arrays, "handler_bytes": handler_bytes}

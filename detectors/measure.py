@@ -15,7 +15,7 @@ import numpy as np
 
 from detectors import DEFAULT_DETECTORS, PRESETS, build_detectors
 from shouwang.domain import Community, Gateway, Household, Meter, MeterKind, Reading, Registry
-from shouwang.state import HISTORY_DAYS, SLOT_S, HouseholdState
+from shouwang.state import HISTORY_DAYS, SLOT_S, SLOTS_PER_DAY, HouseholdState
 
 H = 3600
 
@@ -39,9 +39,11 @@ def memory(households: int) -> dict:
     state = HouseholdState(reg, started_at=now)
     for k in (2, 1):
         state.apply([Reading(m.id, now - 900 * k, 10.0 + 0.01 * k) for m in reg.meters])
+    state.household_last_activity()  # what a sweep keeps besides: the per-household views, the day's usage
+    state.window_usage(None, SLOTS_PER_DAY)
     traced = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
-    arrays = sum(v.nbytes for v in vars(state).values() if isinstance(v, np.ndarray))
+    arrays = state.array_bytes()
     return {"households": households, "meters": len(reg.meters), "array_bytes": arrays, "traced_bytes": traced,
             "per_household": arrays / households}
 

@@ -812,6 +812,11 @@ class HouseholdState:
             line = max(line, float(self._quiet_line(quiet, self._filled_dev(dev))))
         return line
 
+    def array_bytes(self) -> int:
+        """Bytes held in numpy arrays, the kept window usage included."""
+        own = sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray))
+        return own + sum(a.nbytes for window in self._windows.values() for a in window)
+
     # ------------------------------------------------------------------ persistence
     _PER_METER = ("first_ts", "last_ts", "last_value", "last_activity", "base_rate", "quiet_rate", "quiet_dev",
                   "ref_value", "last_change", "fault_at", "fault_kind", "fault_dv", "fault_dt", "use_total", "slot_reg",
