@@ -1,4 +1,4 @@
-"""BatchWriter: stores validated readings in batches, then updates state, then acknowledges the messages."""
+"""BatchWriter: stores validated readings in batches and acknowledges them; a thread beside it updates the state."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from storage.base import Store
 log = logging.getLogger(__name__)
 LINGER_POLL_S = 0.002  # while a batch waits for more messages, how often the writer looks at the queue
 FOLD_IDLE_S = 1.0  # when no fold is due, the fold thread asks again after the next batch or this long
+APPLY_AHEAD = 2  # stored batches that may wait for the state thread before the writer waits for it
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,11 @@ class BatchWriter:
     A message is acknowledged only after everything it carried is stored, so a crash before that point
     makes the broker deliver it again (at-least-once; storage is idempotent). When the store is down, the
     writer retries with backoff, the queue fills, ``submit`` blocks, and the broker holds the rest.
+
+    A stored batch goes on to the household state on a thread of its own ("state"), so that folding one batch
+    into the state (Python, holding the GIL) overlaps storing the next (mostly SQLite, without it). The state is
+    rebuilt from the store on a restart, so a batch acknowledged but not yet in the state is not lost by a crash.
+    At most ``APPLY_AHEAD`` stored batches wait for it; ``wait_idle`` returns once a batch is in the state too.
     """
 
     def __init__(
@@ -94,17 +100,20 @@ class BatchWriter:
         # the store gives a waiting batch the write lock before the next fold slice (storage/sql_recent.py).
         self._fold_thread = threading.Thread(target=self._fold_loop, name="fold", daemon=True)
         self._stored = threading.Event()  # set after each batch: a fold may have fallen due
+        self._to_apply: queue.Queue[tuple[list[Reading], list[GatewayStatus], int] | None] = queue.Queue(APPLY_AHEAD)
+        self._apply_thread = threading.Thread(target=self._apply_loop, name="state", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
         self._fold_thread.start()
+        self._apply_thread.start()
 
     def submit(self, item: Pending) -> None:
         """Queue a handled message; blocks when the queue is full (back-pressure on the broker)."""
         self._queue.put(item)
 
     def wait_idle(self, timeout: float) -> bool:
-        """Block until everything submitted so far is stored (for tests and graceful shutdown)."""
+        """Block until everything submitted so far is stored and in the state (for tests and graceful shutdown)."""
         q = self._queue
         with q.all_tasks_done:
             return q.all_tasks_done.wait_for(lambda: q.unfinished_tasks == 0, timeout)
@@ -115,16 +124,19 @@ class BatchWriter:
         self._stored.set()
         self._thread.join(timeout)
         self._fold_thread.join(timeout)
+        self._apply_thread.join(timeout)
 
     def _run(self) -> None:
-        while True:
-            batch = self._collect()
-            if batch:
-                self._flush(batch)
-                self._queue.done(len(batch))
-                self._stored.set()
-            elif self._stop.is_set():
-                return
+        try:
+            while True:
+                batch = self._collect()
+                if batch:
+                    self._flush(batch)
+                    self._stored.set()
+                elif self._stop.is_set():
+                    return
+        finally:
+            self._to_apply.put(None)  # the state thread ends after the batches before it
 
     def _collect(self) -> list[Pending]:
         try:
@@ -154,16 +166,31 @@ class BatchWriter:
         if self.gate is not None:
             self.gate()  # back-pressure: nothing is acknowledged, so the broker holds the rest meanwhile
         self._durably(lambda: self._store_all(readings, rejections, statuses))
-        self.state.apply(readings)
-        for s in statuses:
-            self.state.set_gateway_status(s)
-        if self.on_applied is not None and (readings or statuses):
-            self.on_applied()
         self.stats.add("messages", len(batch))
         self.stats.add("duplicates", sum(p.result.duplicates for p in batch))
         for rej in rejections:
             self.stats.add(f"rejected.{rej.reason}")
         self.acknowledge([p.ack for p in batch])
+        self._to_apply.put((readings, statuses, len(batch)))  # waits while APPLY_AHEAD batches are waiting
+
+    def _apply_loop(self) -> None:
+        """Fold stored batches into the household state, in the order they were stored; wake the detectors."""
+        while (job := self._to_apply.get()) is not None:
+            readings, statuses, messages = job
+            try:
+                self._apply(readings, statuses)
+            except Exception:  # a bug here must not stop ingest: the readings are stored, a restart rebuilds state
+                self.stats.add("state_errors")
+                log.exception("updating the household state with %d stored readings failed", len(readings))
+            finally:
+                self._queue.done(messages)
+
+    def _apply(self, readings: list[Reading], statuses: list[GatewayStatus]) -> None:
+        self.state.apply(readings)
+        for s in statuses:
+            self.state.set_gateway_status(s)
+        if self.on_applied is not None and (readings or statuses):
+            self.on_applied()
 
     def acknowledge(self, acks: list[Callable[[], None] | None]) -> int:
         """Tell the broker a stored batch's messages are safe (ingest/acks.py); how many acknowledgements went."""
