@@ -18,17 +18,20 @@ from storage.sql import open_store
 
 
 class GatedState(HouseholdState):
-    """A real household state whose ``apply`` waits for ``gate`` (a slow state thread), or raises on chosen calls."""
+    """A real household state whose ``apply`` waits for ``gate`` (a slow state thread; only on the calls numbered
+    in ``gated_calls``, if given), or raises on the calls numbered in ``fail_calls``."""
 
-    def __init__(self, *args, fail_calls: frozenset[int] = frozenset(), **kw) -> None:
+    def __init__(self, *args, fail_calls: frozenset[int] = frozenset(), gated_calls: frozenset[int] | None = None,
+                 **kw) -> None:
         super().__init__(*args, **kw)
-        self.gate, self.calls, self.fail_calls = threading.Event(), 0, fail_calls
+        self.gate, self.calls, self.fail_calls, self.gated_calls = threading.Event(), 0, fail_calls, gated_calls
 
     def apply(self, readings: list[Reading]) -> None:
         self.calls += 1
         if self.calls in self.fail_calls:
             raise RuntimeError("a bug in the state")
-        assert self.gate.wait(30)
+        if self.gated_calls is None or self.calls in self.gated_calls:
+            assert self.gate.wait(30)
         super().apply(readings)
 
 
@@ -51,7 +54,8 @@ def test_batches_are_acknowledged_once_stored_and_the_writer_runs_only_a_few_ahe
     stats, acked = IngestStats(), []
     messages = _messages(8)
     per_message = len(messages[0])
-    writer = BatchWriter(store, state, stats, max_readings=per_message, max_delay_s=0.0)  # a message a batch
+    writer = BatchWriter(store, state, stats, max_readings=per_message, max_delay_s=0.0,  # a message a batch
+                         apply_beside_min=0)  # every batch to the state thread, however small
     writer.start()
     submitted = 0
 
@@ -84,7 +88,7 @@ def test_a_failure_in_the_state_is_counted_and_later_batches_go_on(store) -> Non
     state.gate.set()
     stats = IngestStats()
     messages = _messages(4)
-    writer = BatchWriter(store, state, stats, max_readings=len(messages[0]), max_delay_s=0.0)
+    writer = BatchWriter(store, state, stats, max_readings=len(messages[0]), max_delay_s=0.0, apply_beside_min=0)
     writer.start()
     try:
         for readings in messages:
@@ -96,3 +100,48 @@ def test_a_failure_in_the_state_is_counted_and_later_batches_go_on(store) -> Non
     assert stats.get("readings_stored") == sum(map(len, messages))
     assert int(state.last_ts.min()) == messages[-1][0].ts
     assert len(list(store.readings_since(0))) == sum(map(len, messages))  # stored whatever the state did
+
+
+def test_a_small_batch_with_none_waiting_is_applied_on_the_writers_thread(store) -> None:
+    """A few hundred readings cost less to apply than to hand over: the writer applies them itself, so it stores
+    nothing more until the state has the batch."""
+    state = GatedState(small_registry(), ActivityModel())
+    stats, acked = IngestStats(), []
+    messages = _messages(3)
+    writer = BatchWriter(store, state, stats, max_readings=len(messages[0]), max_delay_s=0.0)
+    assert len(messages[0]) < writer.apply_beside_min
+    writer.start()
+    try:
+        for k, readings in enumerate(messages):
+            writer.submit(Pending(HandleResult(readings=readings), ack=lambda k=k: acked.append(k)))
+        wait_until(lambda: acked == [0], 10, "the first batch to be stored and acknowledged")
+        assert not writer.wait_idle(0.3) and acked == [0]  # the writer itself waits in the state's apply
+        state.gate.set()
+        assert writer.wait_idle(10)
+    finally:
+        writer.stop()
+    assert acked == [0, 1, 2] and int(state.last_ts.min()) == messages[-1][0].ts
+
+
+def test_a_small_batch_waits_behind_a_large_one_in_the_state_thread(store) -> None:
+    """Batches reach the state in the order they were stored: a small one stored while a large one is still in the
+    state thread queues behind it rather than being applied at once (its newer readings would make the large
+    batch's older ones late, and the state would skip them)."""
+    state = GatedState(small_registry(), ActivityModel(), gated_calls=frozenset({1}))
+    stats, acked = IngestStats(), []
+    (t1, t2, t3) = (m[0].ts for m in _messages(3))
+    large, small = [r for m in _messages(2) for r in m], _messages(3)[2]
+    writer = BatchWriter(store, state, stats, max_readings=len(large), max_delay_s=0.0,
+                         apply_beside_min=len(small) + 1)
+    writer.start()
+    try:
+        writer.submit(Pending(HandleResult(readings=large), ack=lambda: acked.append("large")))
+        wait_until(lambda: acked == ["large"] and state.calls == 1, 10, "the large batch in the state thread")
+        writer.submit(Pending(HandleResult(readings=small), ack=lambda: acked.append("small")))
+        wait_until(lambda: acked == ["large", "small"], 10, "the small batch to be stored")
+        assert not writer.wait_idle(0.3) and state.calls == 1  # it waits behind the large one
+        state.gate.set()
+        assert writer.wait_idle(10)
+    finally:
+        writer.stop()
+    assert (state.first_ts == t1).all() and (state.last_ts == t3).all() and t1 < t2 < t3
