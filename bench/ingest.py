@@ -631,8 +631,8 @@ def count_messages(svc, counter) -> list[float]:
 
 def watch_flushes(svc) -> list[list[float]]:
     """Record [messages, readings, seconds, of which store.write_readings, state.apply's seconds since the last
-    record] of every store transaction the batch writer makes (the state is applied on a thread of its own, beside
-    the next transaction, so its mean over the records is its mean per batch)."""
+    record] of every store transaction the batch writer makes (a large batch is applied on a thread of its own,
+    beside the next transaction, so the mean of the last over the records is the state's mean per batch)."""
     inner, inner_write, inner_apply = svc.writer._flush, svc.writer.store.write_readings, svc.writer.state.apply
     log_: list[list[float]] = []
     parts = [0.0, 0.0]
@@ -775,6 +775,8 @@ def service_drain(args: argparse.Namespace, w: Workload, db: Path, registry, *, 
     if rejected or (complete and readings != w.readings):
         print(f"    WARNING: {readings:,} readings stored of {w.readings:,}; rejections {rejected}")
     fs = flush_summary(flushes)
+    from ingest.writer import APPLY_BESIDE_MIN
+
     if stats.get("readings_folded"):
         print(f"    fold of recent readings during the run: {stats['readings_folded']:,} moved into the main table")
     if waits:
@@ -790,7 +792,8 @@ def service_drain(args: argparse.Namespace, w: Workload, db: Path, registry, *, 
         print(f"    writer: {fs['flushes']:,} transactions of {fs['messages_per_flush']:.1f} messages / "
               f"{fs['readings_per_flush']:.0f} readings, {fs['flush_ms']:.1f} ms each (store "
               f"{fs['store_ms']:.1f} + acks and the rest), busy {fs['flush_busy_s'] / elapsed:.0%} of the time; "
-              f"beside it the state thread {fs['state_ms']:.1f} ms a batch", flush=True)
+              f"the state {fs['state_ms']:.1f} ms a batch (beside the writer from {APPLY_BESIDE_MIN:,} readings a "
+              f"batch, in it below)", flush=True)
     return {"messages": got, "of": n, "readings": readings, "seconds": elapsed, "complete": complete,
             "msgs_per_s": got / elapsed, "readings_per_s": readings / elapsed, "startup_s": startup_s,
             "cpu_cores": cores, "writer": fs, "stats": stats, "publisher": {k: v for k, v in res.items() if k != "sent_at"}}
