@@ -25,6 +25,7 @@ feed it readings in event-time chunks (a batch from the broker, or one step of a
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import repeat
@@ -293,6 +294,7 @@ class HouseholdState:
         self._agg_covered = np.full(nh, NEVER, dtype=np.int64)  # the oldest of its meters' newest readings
         self._agg_first_seen = np.full(nh, NEVER, dtype=np.int64)  # when its last meter began reporting
         self._agg_stale = np.ones(nh, dtype=bool)
+        self._first_stale = np.ones(nh, dtype=bool)  # first seen changes only with a meter's first reading
         # ---- per meter, derived: usage over a window of half hours ending with its newest reading, per window length
         # asked for (``window_usage``): (usage, covered, stale), recomputed only for meters that read since
         self._windows: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
@@ -349,6 +351,7 @@ class HouseholdState:
         first = prev == NEVER
         if first.any():
             fm, ft = m[first], t[first]
+            self._first_stale[self.meter_household[fm]] = True
             self.first_ts[fm] = ft
             self.last_change[fm] = ft
             self.ref_value[fm] = v[first]
@@ -651,6 +654,7 @@ class HouseholdState:
         file, a benchmark's synthetic state): their per-household aggregates are recomputed on the next read."""
         with self.lock:
             self._agg_stale[slice(None) if households is None else households] = True
+            self._first_stale[slice(None) if households is None else households] = True
             meters = slice(None) if households is None else _members(self._hh_order, self._hh_ptr, households)[0]
             for *_, stale in self._windows.values():
                 stale[meters] = True
@@ -663,49 +667,53 @@ class HouseholdState:
                                                self._hh_starts)
         return out
 
-    def _aggregates(self) -> None:
-        """Bring the per-household aggregates up to date for the households marked stale."""
-        stale = np.flatnonzero(self._agg_stale & self._hh_has)
-        self._agg_stale[:] = False
-        if stale.size == 0:
-            return
-        if stale.size * 4 >= len(self.household_ids):  # most of them: one pass over every meter is cheaper
-            at = slice(None)
+    def _stale_reduction(self, stale: np.ndarray) -> tuple[slice | np.ndarray, Callable] | None:
+        """For the households marked in ``stale`` (the marks are cleared): where their values go, and a function
+        reducing a per-meter array over each one's meters; None when none is marked. When a quarter or more are,
+        one pass over every meter is cheaper than gathering theirs."""
+        hs = np.flatnonzero(stale & self._hh_has)
+        stale[:] = False
+        if hs.size == 0:
+            return None
+        if hs.size * 4 >= len(self.household_ids):
+            return slice(None), lambda values, ufunc: self._per_household(values, ufunc, NEVER)
+        ms, starts, _ = _members(self._hh_order, self._hh_ptr, hs)
+        return hs, lambda values, ufunc: ufunc.reduceat(values[ms], starts)
 
-            def reduce(values: np.ndarray, ufunc: np.ufunc) -> np.ndarray:
-                return self._per_household(values, ufunc, NEVER)
-        else:
-            at = stale
-            ms, starts, _ = _members(self._hh_order, self._hh_ptr, stale)
-
-            def reduce(values: np.ndarray, ufunc: np.ufunc) -> np.ndarray:
-                return ufunc.reduceat(values[ms], starts)
-        self._agg_activity[at] = reduce(self.last_activity, np.maximum)
-        self._agg_covered[at] = reduce(self.last_ts, np.minimum)
-        earliest = reduce(self.first_ts, np.minimum)
-        self._agg_first_seen[at] = np.where(earliest == NEVER, NEVER, reduce(self.first_ts, np.maximum))
-
-    def _aggregate(self, a: np.ndarray) -> np.ndarray:
-        """A read-only view of one of the per-household aggregates, brought up to date."""
-        with self.lock:
-            self._aggregates()
+    @staticmethod
+    def _read_only(a: np.ndarray) -> np.ndarray:
         view = a.view()
         view.flags.writeable = False
         return view
 
     def household_last_activity(self) -> np.ndarray:
         """Latest activity per household (NEVER if none seen); a read-only view that later ``apply`` calls update."""
-        return self._aggregate(self._agg_activity)
-
-    def household_first_seen(self) -> np.ndarray:
-        """Event time from which every meter of a household has been reporting (NEVER if one never has); a
-        read-only view, as ``household_last_activity``."""
-        return self._aggregate(self._agg_first_seen)
+        self._refresh_views()
+        return self._read_only(self._agg_activity)
 
     def household_covered_until(self) -> np.ndarray:
         """Event time up to which all of a household's meters have reported (NEVER if one never has); a read-only
         view, as ``household_last_activity``."""
-        return self._aggregate(self._agg_covered)
+        self._refresh_views()
+        return self._read_only(self._agg_covered)
+
+    def household_first_seen(self) -> np.ndarray:
+        """Event time from which every meter of a household has been reporting (NEVER if one never has); a
+        read-only view, as ``household_last_activity``."""
+        with self.lock:
+            if (stale := self._stale_reduction(self._first_stale)) is not None:
+                at, reduce = stale
+                earliest = reduce(self.first_ts, np.minimum)
+                self._agg_first_seen[at] = np.where(earliest == NEVER, NEVER, reduce(self.first_ts, np.maximum))
+        return self._read_only(self._agg_first_seen)
+
+    def _refresh_views(self) -> None:
+        """Bring last activity and covered-until up to date for the households ``apply`` marked."""
+        with self.lock:
+            if (stale := self._stale_reduction(self._agg_stale)) is not None:
+                at, reduce = stale
+                self._agg_activity[at] = reduce(self.last_activity, np.maximum)
+                self._agg_covered[at] = reduce(self.last_ts, np.minimum)
 
     def household_offline(self) -> np.ndarray:
         """True for households with a meter behind an offline gateway (only those gateways' meters are read)."""

@@ -124,7 +124,7 @@ def test_household_views_kept_up_to_date_match_a_reduction_over_their_meters(tmp
         state.household_last_activity()[0] = 0
     state.save(tmp_path / "state.npz")
     fresh = HouseholdState(reg, started_at=START)
-    fresh.household_last_activity(), fresh.window_usage(None, 48)  # read before the load: it must mark all again
+    fresh.household_last_activity(), fresh.household_first_seen(), fresh.window_usage(None, 48)  # before the load
     fresh.load(tmp_path / "state.npz")
     assert all(np.array_equal(getattr(fresh, f"household_{n}")(), v) for n, v in want.items())
     assert np.array_equal(fresh.window_usage(None, 48)[0], state.window_usage(None, 48)[0], equal_nan=True)
