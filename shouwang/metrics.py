@@ -127,7 +127,10 @@ class ServiceCollector(Collector):
                                ("readings_stored", "readings_stored", "Readings newly stored (not redeliveries)."),
                                ("duplicate_readings", "duplicates", "Readings received again and ignored."),
                                ("messages", "messages", "MQTT messages handled."),
-                               ("store_errors", "store_errors", "Failed store writes (retried).")):
+                               ("store_errors", "store_errors", "Failed store writes (retried)."),
+                               ("fold_errors", "fold_errors", "Failed folds of recent readings (retried)."),
+                               ("state_errors", "state_errors",
+                                "Stored batches the household state failed to take in (logged; readings kept).")):
             yield CounterMetricFamily(f"shouwang_{name}", doc, value=stats.get(key, 0))
         rejected = CounterMetricFamily("shouwang_rejections", "Refused messages or readings.", labels=["reason"])
         for key, n in sorted(stats.items()):

@@ -181,6 +181,7 @@ def test_metrics_cover_batch_writes_deliveries_by_channel_and_escalations(tmp_pa
         assert ok.wait_for(1) and _until(lambda: service.outbox.failed == 1)
         text = client.get("/metrics").text
         assert "shouwang_batch_write_seconds_count 1.0" in text
+        assert "shouwang_state_errors_total 0.0" in text and "shouwang_fold_errors_total 0.0" in text
         assert 'shouwang_escalation_events_total{kind="escalation_step"} 1.0' in text
         assert 'shouwang_notification_attempts_total{channel="http",result="sent"} 1.0' in text
         assert 'shouwang_notification_attempts_total{channel="json",result="failed"} 1.0' in text
