@@ -775,8 +775,6 @@ def service_drain(args: argparse.Namespace, w: Workload, db: Path, registry, *, 
     if rejected or (complete and readings != w.readings):
         print(f"    WARNING: {readings:,} readings stored of {w.readings:,}; rejections {rejected}")
     fs = flush_summary(flushes)
-    from ingest.writer import APPLY_BESIDE_MIN
-
     if stats.get("readings_folded"):
         print(f"    fold of recent readings during the run: {stats['readings_folded']:,} moved into the main table")
     if waits:
@@ -789,6 +787,8 @@ def service_drain(args: argparse.Namespace, w: Workload, db: Path, registry, *, 
     print(f"    CPU of the service process: {cores:.2f} cores (Python's threads share one GIL; SQLite's own "
           f"work runs outside it)", flush=True)
     if fs:
+        from ingest.writer import APPLY_BESIDE_MIN
+
         print(f"    writer: {fs['flushes']:,} transactions of {fs['messages_per_flush']:.1f} messages / "
               f"{fs['readings_per_flush']:.0f} readings, {fs['flush_ms']:.1f} ms each (store "
               f"{fs['store_ms']:.1f} + acks and the rest), busy {fs['flush_busy_s'] / elapsed:.0%} of the time; "

@@ -63,7 +63,7 @@ class DeviceDetector:
             silent = self._silent(state, now)
             offline = ~state.gateway_online
             n_gw = len(state.gateway_ids)
-            per_gw = np.bincount(state.meter_gateway, minlength=n_gw)
+            per_gw = state.gateway_meter_count
             silent_gw = np.bincount(state.meter_gateway[silent], minlength=n_gw)
             all_silent = (per_gw > 0) & (silent_gw == per_gw) & ~offline
             down = offline | all_silent

@@ -229,6 +229,7 @@ class HouseholdState:
         # meters grouped by household and by gateway (CSR), for per-household reductions
         self._hh_order, self._hh_ptr = _grouped(self.meter_household, nh)
         self._gw_order, self._gw_ptr = _grouped(self.meter_gateway, len(self.gateway_ids))
+        self.gateway_meter_count = np.diff(self._gw_ptr)  # meters behind each gateway
         counts = np.diff(self._hh_ptr)
         self._hh_has = counts > 0
         self._hh_starts = self._hh_ptr[:-1][self._hh_has]
@@ -652,9 +653,10 @@ class HouseholdState:
     def touch(self, households: np.ndarray | None = None) -> None:
         """Say that per-meter arrays of ``households`` (None: all) were written from outside ``apply`` (a loaded
         file, a benchmark's synthetic state): their per-household aggregates are recomputed on the next read."""
+        hs = slice(None) if households is None else households
         with self.lock:
-            self._agg_stale[slice(None) if households is None else households] = True
-            self._first_stale[slice(None) if households is None else households] = True
+            self._agg_stale[hs] = True
+            self._first_stale[hs] = True
             meters = slice(None) if households is None else _members(self._hh_order, self._hh_ptr, households)[0]
             for *_, stale in self._windows.values():
                 stale[meters] = True
@@ -682,6 +684,7 @@ class HouseholdState:
 
     @staticmethod
     def _read_only(a: np.ndarray) -> np.ndarray:
+        """A view of ``a`` that cannot be written through."""
         view = a.view()
         view.flags.writeable = False
         return view
@@ -756,9 +759,7 @@ class HouseholdState:
                 stale[changed] = False
             if meters is not None:
                 return used[meters], ok[meters]
-        used, ok = used.view(), ok.view()
-        used.flags.writeable = ok.flags.writeable = False
-        return used, ok
+        return self._read_only(used), self._read_only(ok)
 
     def _window_usage(self, meters: np.ndarray, slots: int) -> tuple[np.ndarray, np.ndarray]:
         """``window_usage`` computed from the rings."""
@@ -776,12 +777,10 @@ class HouseholdState:
         was heard; whether any of its meters' gateways is offline). What ``summary`` says of each, for a page of
         thousands."""
         with self.lock:
-            last = np.full(len(self.household_ids), NEVER, dtype=np.int64)
-            np.maximum.at(last, self.meter_household, self.last_activity)
+            last = self.household_last_activity().copy()
             heard = np.zeros(len(self.household_ids), dtype=bool)
             heard[self.meter_household[self.last_ts != NEVER]] = True
-            offline = np.zeros(len(self.household_ids), dtype=bool)
-            offline[self.meter_household[~self.gateway_online[self.meter_gateway]]] = True
+            offline = self.household_offline()
         return last, heard, offline
 
     def summary(self, household: str) -> HouseholdSummary | None:
