@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shouwang.state import _WATER, NEVER, HouseholdState
+from shouwang.state import NEVER, HouseholdState
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +43,7 @@ def judged_households(state: HouseholdState, now: int, max_staleness_s: int,
 
 def water_meters(state: HouseholdState) -> np.ndarray:
     """Indices of all water meters."""
-    return np.flatnonzero(state.meter_kind == _WATER)
+    return np.flatnonzero(state.is_water)
 
 
 def judged_water(state: HouseholdState, now: int, max_staleness_s: int,
@@ -51,7 +51,7 @@ def judged_water(state: HouseholdState, now: int, max_staleness_s: int,
                  meters: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Water meters (of ``meters``; None: all) that can be judged at ``now`` (fresh, gateway online, household
     in scope), each with its household and the time its data reaches (min(now, newest reading))."""
-    wm = water_meters(state) if meters is None else meters[state.meter_kind[meters] == _WATER]
+    wm = water_meters(state) if meters is None else meters[state.is_water[meters]]
     last = state.last_ts[wm]
     ok = (last != NEVER) & (now - last <= max_staleness_s) & state.gateway_online[state.meter_gateway[wm]]
     hh = state.meter_household[wm]

@@ -233,7 +233,8 @@ class HouseholdState:
         counts = np.diff(self._hh_ptr)
         self._hh_has = counts > 0
         self._hh_starts = self._hh_ptr[:-1][self._hh_has]
-        self.household_water_count = np.bincount(self.meter_household[self.meter_kind == _WATER], minlength=nh) \
+        self.is_water = self._read_only(self.meter_kind == _WATER)
+        self.household_water_count = np.bincount(self.meter_household[self.is_water], minlength=nh) \
             if n else np.zeros(nh, dtype=np.int64)
         self._hh_grouped = bool(n == 0 or (np.diff(self.meter_household) >= 0).all())  # no reordering needed
 
@@ -296,9 +297,10 @@ class HouseholdState:
         self._agg_first_seen = np.full(nh, NEVER, dtype=np.int64)  # when its last meter began reporting
         self._agg_stale = np.ones(nh, dtype=bool)
         self._first_stale = np.ones(nh, dtype=bool)  # first seen changes only with a meter's first reading
-        # ---- per meter, derived: usage over a window of half hours ending with its newest reading, per window length
-        # asked for (``window_usage``): (usage, covered, stale), recomputed only for meters that read since
-        self._windows: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        # ---- per meter, derived: figures computed from a meter's own arrays as of its newest reading (``kept``: the
+        # usage over a window of half hours, a preset's day), per function asked for: (arrays, stale), recomputed only
+        # for the meters that read since
+        self._kept: dict[tuple, tuple[tuple[np.ndarray, ...], np.ndarray]] = {}
 
     # ------------------------------------------------------------------ updates
     def apply(self, readings: list[Reading]) -> None:
@@ -367,7 +369,7 @@ class HouseholdState:
         self.last_value[m] = v
         hh = self.meter_household[m]
         self._agg_stale[hh] = True
-        for *_, stale in self._windows.values():
+        for _, stale in self._kept.values():
             stale[m] = True
         np.maximum.at(self.hh_last_ts, hh, t)
         self._roll_due(hh)
@@ -657,8 +659,8 @@ class HouseholdState:
         with self.lock:
             self._agg_stale[hs] = True
             self._first_stale[hs] = True
-            meters = slice(None) if households is None else _members(self._hh_order, self._hh_ptr, households)[0]
-            for *_, stale in self._windows.values():
+            meters = slice(None) if households is None else self.meters_of(households)
+            for _, stale in self._kept.values():
                 stale[meters] = True
 
     # ------------------------------------------------------------------ views
@@ -726,6 +728,10 @@ class HouseholdState:
             out[self.meter_household[_members(self._gw_order, self._gw_ptr, down)[0]]] = True
         return out
 
+    def meters_of(self, households: np.ndarray) -> np.ndarray:
+        """Indices of the meters of ``households``, one household after another (O(their meters))."""
+        return _members(self._hh_order, self._hh_ptr, np.asarray(households, dtype=np.int64))[0]
+
     def household_meters(self, h: int) -> np.ndarray:
         """Indices of household ``h``'s meters (O(its meters), not O(all meters))."""
         return self._hh_order[self._hh_ptr[h]:self._hh_ptr[h + 1]]
@@ -742,24 +748,31 @@ class HouseholdState:
         idx = [self.community_index[c] for c in communities if c in self.community_index]
         return np.isin(self.household_community, np.array(idx, dtype=np.int32))
 
+    def kept(self, compute: Callable[..., tuple[np.ndarray, ...]], *args: object) -> tuple[np.ndarray, ...]:
+        """Per-meter figures that ``compute(state, meters, *args)`` derives from each meter's own arrays as of its
+        newest reading, for every meter, as read-only views: kept per (compute, args), and recomputed only for the
+        meters that read (or were touched) since the last call. ``compute`` must read nothing else that changes."""
+        key = (compute, args)
+        with self.lock:
+            entry = self._kept.get(key)
+            if entry is None:
+                arrays = tuple(np.array(a) for a in compute(self, np.arange(len(self.meter_ids)), *args))
+                self._kept[key] = (arrays, np.zeros(len(self.meter_ids), dtype=bool))
+            else:
+                arrays, stale = entry
+                changed = np.flatnonzero(stale)
+                if changed.size:
+                    for kept, fresh in zip(arrays, compute(self, changed, *args), strict=True):
+                        kept[changed] = fresh
+                    stale[changed] = False
+            return tuple(self._read_only(a) for a in arrays)
+
     def window_usage(self, meters: np.ndarray | None, slots: int) -> tuple[np.ndarray, np.ndarray]:
         """Usage of each meter (None: every meter, as read-only views that later ``apply`` calls update) over the
         ``slots`` half hours ending with its newest reading's half hour (NaN where not covered), and whether its
-        data covers that window (it reported before the window began). Kept per window length, and recomputed
-        only for the meters that read since the last call."""
-        with self.lock:
-            window = self._windows.get(slots)
-            if window is None:
-                n = len(self.meter_ids)
-                window = self._windows[slots] = (np.full(n, np.nan), np.zeros(n, dtype=bool), np.ones(n, dtype=bool))
-            used, ok, stale = window
-            changed = np.flatnonzero(stale)
-            if changed.size:
-                used[changed], ok[changed] = self._window_usage(changed, slots)
-                stale[changed] = False
-            if meters is not None:
-                return used[meters], ok[meters]
-        return self._read_only(used), self._read_only(ok)
+        data covers that window (it reported before the window began). Kept per window length (``kept``)."""
+        used, ok = self.kept(HouseholdState._window_usage, slots)
+        return (used, ok) if meters is None else (used[meters], ok[meters])
 
     def _window_usage(self, meters: np.ndarray, slots: int) -> tuple[np.ndarray, np.ndarray]:
         """``window_usage`` computed from the rings."""
@@ -820,9 +833,9 @@ class HouseholdState:
         return line
 
     def array_bytes(self) -> int:
-        """Bytes held in numpy arrays, the kept window usage included."""
+        """Bytes held in numpy arrays, the kept per-meter figures included."""
         own = sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray))
-        return own + sum(a.nbytes for window in self._windows.values() for a in window)
+        return own + sum(a.nbytes for arrays, stale in self._kept.values() for a in (*arrays, stale))
 
     # ------------------------------------------------------------------ persistence
     _PER_METER = ("first_ts", "last_ts", "last_value", "last_activity", "base_rate", "quiet_rate", "quiet_dev",
