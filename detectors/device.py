@@ -22,6 +22,8 @@ from detectors.common import hours
 from shouwang.domain import UNITS, Alert, AlertCategory, Finding, MeterKind, Severity
 from shouwang.state import _ELEC, _WATER, FAULT_BACKWARDS, NEVER, HouseholdState
 
+ALL = slice(None)
+
 
 @dataclass(frozen=True, slots=True)
 class DeviceDetector:
@@ -35,28 +37,34 @@ class DeviceDetector:
     frozen_min_days: int = 7
     frozen_moved_share: float = 0.9
 
-    def _silent(self, state: HouseholdState, now: int) -> np.ndarray:
-        heard = np.where(state.last_ts == NEVER, state.started_at, state.last_ts)
-        return now - heard > self.silence_s
+    # Each check takes the meters to look at: every meter (a slice, read as views) in a sweep, one meter or one
+    # gateway's when an open alert asks whether its condition has gone.
+    def _silent(self, state: HouseholdState, now: int, m: slice | np.ndarray = ALL) -> np.ndarray:
+        last = state.last_ts[m]
+        return now - np.where(last == NEVER, state.started_at, last) > self.silence_s
 
-    def _faulty(self, state: HouseholdState, now: int) -> np.ndarray:
-        return (state.fault_at != NEVER) & (now - state.fault_at <= self.fault_hold_s)
+    def _faulty(self, state: HouseholdState, now: int, m: slice | np.ndarray = ALL) -> np.ndarray:
+        at = state.fault_at[m]
+        return (at != NEVER) & (now - at <= self.fault_hold_s)
 
-    def _frozen(self, state: HouseholdState, now: int) -> np.ndarray:
+    def _frozen(self, state: HouseholdState, now: int, m: slice | np.ndarray = ALL) -> np.ndarray:
         """Meters whose register stands still while it usually moves and the household's other meter lives."""
-        kind = state.meter_kind
-        still = state.last_ts - state.last_change
+        kind, change = state.meter_kind[m], state.last_change[m]
         limit = np.where(kind == _WATER, self.frozen_water_s, self.frozen_elec_s)
-        seen = state.days_seen.astype(np.int64)
-        usual = (seen >= self.frozen_min_days) & (state.days_moved >= self.frozen_moved_share * seen)
-        cand = (state.last_change != NEVER) & (still >= limit) & usual
-        if not cand.any():
-            return cand
-        nh = len(state.household_ids)
-        life = np.full((nh, 2), NEVER, dtype=np.int64)  # latest activity per household and meter kind
-        np.maximum.at(life, (state.meter_household, kind.astype(np.int64)), state.last_activity)
-        other = life[state.meter_household, 1 - kind.astype(np.int64)]
-        return cand & (other > state.last_change) & (now - other <= limit)
+        seen = state.days_seen[m].astype(np.int64)
+        usual = (seen >= self.frozen_min_days) & (state.days_moved[m] >= self.frozen_moved_share * seen)
+        out = (change != NEVER) & (state.last_ts[m] - change >= limit) & usual
+        cand = np.flatnonzero(out)
+        if cand.size:  # the latest activity of the other kind in each candidate's household, from its meters only
+            idx = cand if isinstance(m, slice) else m[cand]
+            households, at = np.unique(state.meter_household[idx], return_inverse=True)
+            members = state.meters_of(households)
+            life = np.full((households.size, 2), NEVER, dtype=np.int64)
+            np.maximum.at(life, (np.searchsorted(households, state.meter_household[members]),
+                                 state.meter_kind[members].astype(np.int64)), state.last_activity[members])
+            other = life[at, 1 - kind[cand].astype(np.int64)]
+            out[cand] = (other > change[cand]) & (now - other <= limit[cand])
+        return out
 
     def evaluate(self, state: HouseholdState, now: int) -> list[Finding]:
         with state.lock:
@@ -119,13 +127,14 @@ class DeviceDetector:
 
     def cleared(self, alert: Alert, state: HouseholdState, now: int) -> bool:
         with state.lock:
-            silent = self._silent(state, now)
             if alert.gateway is not None:
                 g = state.gateway_index.get(alert.gateway)
                 if g is None:
                     return True
-                return bool(state.gateway_online[g] and not silent[state.meter_gateway == g].all())
+                return bool(state.gateway_online[g] and not self._silent(state, now, state.gateway_meters(g)).all())
             i = state.meter_index.get(alert.meter or "")
             if i is None:
                 return True
-            return not bool(silent[i] or self._faulty(state, now)[i] or self._frozen(state, now)[i])
+            m = np.array([i])
+            return not bool(self._silent(state, now, m)[0] or self._faulty(state, now, m)[0]
+                            or self._frozen(state, now, m)[0])

@@ -732,6 +732,10 @@ class HouseholdState:
         """Indices of the meters of ``households``, one household after another (O(their meters))."""
         return _members(self._hh_order, self._hh_ptr, np.asarray(households, dtype=np.int64))[0]
 
+    def gateway_meters(self, g: int) -> np.ndarray:
+        """Indices of the meters behind gateway ``g`` (O(its meters))."""
+        return self._gw_order[self._gw_ptr[g]:self._gw_ptr[g + 1]]
+
     def household_meters(self, h: int) -> np.ndarray:
         """Indices of household ``h``'s meters (O(its meters), not O(all meters))."""
         return self._hh_order[self._hh_ptr[h]:self._hh_ptr[h + 1]]

@@ -145,3 +145,33 @@ def test_a_gateway_outage_of_any_size_is_one_device_alert_and_no_welfare(n_house
     findings = [f for d in dets for f in d.evaluate(state, down + 30 * 3600)]
     assert [f.key for f in findings if f.category == "device"] == ["device:gw:G1"]
     assert not [f for f in findings if f.category in WELFARE_CATEGORIES and f.household in behind]
+
+
+@pytest.mark.parametrize("tweak, bad", [(shift("H1-W", at(12, 9), 50.0), "H1-W"), (frozen("H1-E", at(11, 23)), "H1-E")],
+                         ids=["jump", "frozen"])
+def test_an_open_alert_is_judged_from_its_own_meters_as_a_sweep_judges_it(tweak, bad):
+    """Whether a device alert's condition has gone is read from that meter (and its household's other meter) or that
+    gateway's meters alone; it agrees with the sweep's view over every meter, for silent, faulty, frozen and ordinary
+    meters, and for a gateway all of whose meters fell silent."""
+    import numpy as np
+
+    from shouwang.domain import AlertCategory, Severity
+
+    state = run(regular, at(12, 12), report=lambda m, t: not (m.startswith("H3-") and t > at(12, 2)), tweak=tweak)
+    det = DeviceDetector()
+    assert {f.key.split(":", 1)[1] for f in det.evaluate(state, at(12, 12))} == {f"m:{bad}", "gw:G2"}
+    for now in (at(12, 12), at(12, 20), at(13, 2)):
+        silent, faulty, frozen_ = det._silent(state, now), det._faulty(state, now), det._frozen(state, now)
+        assert silent.any() and (now > at(12, 12) or (faulty | frozen_)[state.meter_index[bad]])  # later: all silent
+        for meter, i in state.meter_index.items():
+            alert = Alert(1, f"device:m:{meter}", AlertCategory.DEVICE, "device", Severity.WARNING, AlertStatus.OPEN,
+                          "", at(12, 0), at(12, 0), household=meter.split("-")[0], meter=meter)
+            assert det.cleared(alert, state, now) == (not (silent[i] or faulty[i] or frozen_[i])), (meter, now)
+        for gateway, g in state.gateway_index.items():
+            alert = Alert(1, f"device:gw:{gateway}", AlertCategory.DEVICE, "device", Severity.WARNING,
+                          AlertStatus.OPEN, "", at(12, 0), at(12, 0), gateway=gateway)
+            want = bool(state.gateway_online[g]) and not silent[state.meter_gateway == g].all()
+            assert det.cleared(alert, state, now) == want, (gateway, now)
+        for order in (np.arange(len(state.meter_ids))[::-1], np.roll(np.arange(len(state.meter_ids)), 3)):
+            for check, full in ((det._silent, silent), (det._faulty, faulty), (det._frozen, frozen_)):
+                assert np.array_equal(check(state, now, order), full[order])
