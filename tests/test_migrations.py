@@ -160,3 +160,34 @@ def test_processes_opening_one_fresh_database_at_once_all_succeed(tmp_path, back
     with multiprocessing.get_context("spawn").Pool(4) as pool:
         revisions = pool.map(_open_and_close, [url] * 4)
     assert revisions == [head_revision()] * 4
+
+
+def _meter_collation(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT collation_name FROM information_schema.columns "
+                                 "WHERE table_name = 'readings' AND column_name = 'meter'")).scalar()
+
+
+def test_postgresql_readings_key_sorts_bytewise_after_upgrade_fresh_or_old(pg_url: str) -> None:
+    """Migration 0008: an existing PostgreSQL database's readings keep their rows and get the "C" meter collation,
+    as a fresh one gets it from the schema; a downgrade gives the database's default back (alembic's comparison
+    does not look at collations, so this test does)."""
+    for engine in _engine(pg_url):
+        upgrade(engine, "0007")
+        assert _meter_collation(engine) is None  # the database's default
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO readings (meter, ts, value) VALUES ('m-b', 2, 1.0), ('m-a', 1, 2.0)"))
+        upgrade(engine)
+        assert _meter_collation(engine) == "C"
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT meter, ts FROM readings ORDER BY meter")).all() == [("m-a", 1), ("m-b", 2)]
+        with engine.begin() as conn:
+            command.downgrade(migrations.alembic_config(conn), "0007")
+        assert _meter_collation(engine) is None
+        with engine.begin() as conn:
+            command.downgrade(migrations.alembic_config(conn), "base")
+    store = open_store(pg_url)
+    try:
+        assert _meter_collation(store.engine) == "C"
+    finally:
+        store.close()
