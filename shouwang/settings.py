@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     timezone: str = Field("Asia/Shanghai", description="Zone of readings without an offset, unless the community says.")
     max_future_skew_s: int = Field(600, description="Readings further than this in the future are rejected.")
     batch_max_readings: int = 5000
-    batch_max_delay_s: float = 0.005  # acks follow commits: a short wait keeps the broker sending (docs/benchmarks.md)
+    batch_max_delay_s: float = 0.001  # acks follow commits: a short wait keeps the broker sending (docs/benchmarks.md)
     gc_gen0_threshold: int = Field(100_000, ge=0, description="Python's collector: allocations between young-"
                                    "generation collections, and start-up's objects frozen out of its sight "
                                    "(docs/decisions.md); 0 leaves the collector as Python sets it.")
