@@ -130,12 +130,14 @@ class Escalator:
         self._save(steps, msgs, events, watch, now)
 
     # ------------------------------------------------------------------ tick
-    def tick(self, now: int) -> None:
-        """Advance every active escalation that is due: next step, reminder, or SLA miss."""
+    def tick(self, now: int, unresolved_alerts: Sequence[Alert] | None = None) -> None:
+        """Advance every active escalation that is due: next step, reminder, or SLA miss. ``unresolved_alerts``:
+        every alert still open as the caller just read it (None: read here)."""
         steps, msgs, events = [], [], []
         active = self.store.active_escalations(self.communities)
         # one query for every alert still open, not one per escalation each tick (alerts are never deleted)
-        unresolved = {a.id: a for a in self.store.unresolved_alerts()} if active else {}
+        unresolved = {a.id: a for a in (self.store.unresolved_alerts() if unresolved_alerts is None
+                                        else unresolved_alerts)} if active else {}
         for esc in active:
             alert = unresolved.get(esc.alert_id)
             if alert is None:  # resolved since: the escalation is done

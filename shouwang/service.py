@@ -23,7 +23,7 @@ from ingest.stats import IngestStats
 from ingest.subscriber import MqttIngest
 from ingest.writer import BatchWriter
 from shouwang.clock import Clock, SystemClock
-from shouwang.domain import Alert, Finding, Registry
+from shouwang.domain import Alert, AlertStatus, Finding, Registry
 from shouwang.metrics import Observations, ObservedStore, counted_channels
 from shouwang.settings import Settings
 from shouwang.sharding import AlertScope, Shard, topic_filters
@@ -262,11 +262,17 @@ class Service:
             self._opening_s = time.monotonic() - t0 if opened else 0.0
             if opened:
                 self.outbox.wake()  # their first messages are in the outbox: send them now, not after the sweep
-            mine = None if self.scope is None else [a for a in self.store.unresolved_alerts() if a in self.scope]
-            clear_gone_conditions(self.store, {d.name: d for d in self.detectors}, self.state, now,
-                                  lambda alert_id, event: self.escalator.announce(self.store.alert(alert_id), event, now),
-                                  alerts=mine)
-            self.escalator.tick(now)
+            # one read of the open alerts a sweep, for clearing and escalating (with many open it cost as much as
+            # the detectors); what clearing changed is read again, and a resolved one is left to rest
+            unresolved = self.store.unresolved_alerts()
+            changed = clear_gone_conditions(
+                self.store, {d.name: d for d in self.detectors}, self.state, now,
+                lambda alert_id, event: self.escalator.announce(self.store.alert(alert_id), event, now),
+                alerts=unresolved if self.scope is None else [a for a in unresolved if a in self.scope])
+            if changed:
+                now_is = {i: self.store.alert(i) for i in changed}
+                unresolved = [a for a in (now_is.get(a.id, a) for a in unresolved) if a.status != AlertStatus.RESOLVED]
+            self.escalator.tick(now, unresolved)
             self.outbox.wake()
             self.sweeps += 1
             return opened

@@ -160,6 +160,15 @@ Index(
     postgresql_where=text("status != 'resolved'"),
 )
 
+# The alerts still open, in id order: what every sweep reads (clearing, escalating) and every page shows. Resolved
+# alerts are never deleted, so without it each read scans the whole history (migration 0009).
+Index(
+    "alerts_unresolved",
+    alerts.c.id,
+    sqlite_where=text("status != 'resolved'"),
+    postgresql_where=text("status != 'resolved'"),
+)
+
 # One alert per episode: a resolved case is not reopened while the same condition (same start) persists.
 Index("alerts_one_per_episode", alerts.c.key, alerts.c.since, unique=True)
 

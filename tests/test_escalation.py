@@ -273,3 +273,32 @@ def test_hard_case_gets_three_working_days_before_the_sla_escalates(world, recei
     assert [e.kind for e in svc.store.alert_events(alert.id)].count("sla_missed") == 1
     api.post(f"/api/alerts/{alert.id}/resolve", json={"outcome": "needed_help", "by": "p-vol"})
     assert api.post(f"/api/alerts/{alert.id}/tier", json={"tier": "hard", "by": "x"}).status_code == 409
+
+
+def test_a_sweep_reads_the_open_alerts_once_and_escalates_them_as_clearing_left_them(world, receiver, monkeypatch):
+    """One read of the unresolved alerts a sweep serves clearing and escalating; an alert the sweep resolved (its
+    gateway is back) reaches the escalator as resolved, so its escalation ends instead of stepping on."""
+    from shouwang.domain import GatewayStatus, Reading
+
+    make, clock, _wall = world
+    svc = make(care_registry(receiver.url, n_households=2))
+    svc.state.apply([Reading(f"H{i}-W", T0 - 600, 1.0) for i in (1, 2)])
+    svc.state.set_gateway_status(GatewayStatus("G1", False, T0 - 60))
+    (device,) = svc.tick(T0)
+    assert device.category == AlertCategory.DEVICE and svc.store.escalation(device.id) is not None
+    reads, seen = [], []
+    read = svc.store.unresolved_alerts
+    monkeypatch.setattr(svc.store, "unresolved_alerts", lambda: reads.append(1) or read())
+    tick = svc.escalator.tick
+    monkeypatch.setattr(svc.escalator, "tick", lambda now, alerts=None: seen.append(alerts) or tick(now, alerts))
+    svc.tick(T0 + 60)
+    assert len(reads) == 1 and [a.id for a in seen[-1]] == [device.id]  # still open: the gateway is still down
+    svc.state.set_gateway_status(GatewayStatus("G1", True, T0 + 100))
+    svc.state.apply([Reading(f"H{i}-W", T0 + 100, 1.0) for i in (1, 2)])
+    clock.set(T0 + 3 * 3600)  # long past the next step's wait
+    svc.tick(T0 + 3 * 3600)
+    assert len(reads) == 2 and seen[-1] == []
+    assert svc.store.alert(device.id).outcome is not None
+    assert svc.store.active_escalations() == []
+    kinds = [e.kind for e in svc.store.alert_events(device.id)]
+    assert "escalated" not in kinds[kinds.index("resolved"):], kinds

@@ -7,7 +7,7 @@ import threading
 import pytest
 from conftest import small_registry
 
-from shouwang.domain import AlertCategory, AlertStatus, Finding, Outcome, Reading, Rejection, Severity
+from shouwang.domain import Alert, AlertCategory, AlertStatus, Finding, Outcome, Reading, Rejection, Severity
 from storage.base import AlertConflict, NotFound
 
 
@@ -105,6 +105,28 @@ def test_one_unresolved_alert_per_key_and_lifecycle(loaded):
     assert {x.id for x in loaded.unresolved_alerts()} == {again.id, device.id}
     with pytest.raises(NotFound):
         loaded.alert(10_000)
+
+
+def test_an_alert_reads_back_with_every_field_as_written(loaded):
+    """Every field of an alert survives the store, whichever way it is read (rows are unpacked by position)."""
+    from dataclasses import fields
+
+    from storage import schema
+
+    assert [c.name for c in schema.alerts.c] == [f.name for f in fields(Alert)]
+    f = Finding(AlertCategory.DEVICE, "device", Severity.WARNING, 120, "meter M1 is not reporting", household="H1",
+                gateway="G1", meter="H1-W")
+    a = loaded.open_alert(f, 500)
+    loaded.clear_alert(a.id, 550)
+    loaded.acknowledge_alert(a.id, "worker-1", 600, "on my way")
+    done = loaded.resolve_alert(a.id, Outcome.DEVICE_RECOVERED, "worker-1", 700, "battery replaced")
+    want = Alert(a.id, f.key, AlertCategory.DEVICE, "device", Severity.WARNING, AlertStatus.RESOLVED,
+                 "meter M1 is not reporting", 120, 500, "H1", "G1", "H1-W", "worker-1", 600, 700, "worker-1",
+                 Outcome.DEVICE_RECOVERED, "battery replaced", 550)
+    assert done == want and loaded.alert(a.id) == want
+    assert loaded.alerts(household="H1")[0] == want
+    b = loaded.open_alert(_finding("H4"), 800)
+    assert loaded.unresolved_alerts() == [loaded.alert(b.id)] and b.outcome is None and b.cleared_at is None
 
 
 def test_clear_marks_but_keeps_alert_open(loaded):
