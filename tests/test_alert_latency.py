@@ -89,9 +89,9 @@ def test_the_outbox_sends_a_new_alert_before_the_sweep_goes_on(service, receiver
     sent_before_escalations: list[bool] = []
     inner = svc.escalator.tick
 
-    def escalator_tick(now: int) -> None:  # the part of the sweep after the new alerts are recorded
+    def escalator_tick(now: int, alerts=None) -> None:  # the part of the sweep after the new alerts are recorded
         sent_before_escalations.append(len(receiver.wait_for(1, timeout=20)) >= 1)
-        inner(now)
+        inner(now, alerts)
 
     svc.escalator.tick = escalator_tick
     _publish_completing_reading(svc)
