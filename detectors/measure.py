@@ -10,7 +10,6 @@ import argparse
 import gc
 import time
 import tracemalloc
-from functools import partial
 
 import numpy as np
 
@@ -121,7 +120,11 @@ def sweep(meters: int, repeats: int, night: bool = False, changed: float = 0.01)
         for d in dets:
             t = time.perf_counter()
             found[d.name] = len(d.evaluate(state, now))
-            (times[d.name].append if r else partial(first.__setitem__, d.name))(time.perf_counter() - t)
+            elapsed = time.perf_counter() - t
+            if r:
+                times[d.name].append(elapsed)
+            else:
+                first[d.name] = elapsed
     best = {k: min(v) for k, v in times.items()}
     clearing = {d.name: clear_time(d, state, now) for d in dets}
     return {"meters": len(state.meter_ids), "households": households, "setup_s": setup, "seconds": best, "findings": found,
