@@ -40,30 +40,34 @@ class DeviceDetector:
     # Each check takes the meters to look at: every meter (a slice, read as views) in a sweep, one meter or one
     # gateway's when an open alert asks whether its condition has gone.
     def _silent(self, state: HouseholdState, now: int, m: slice | np.ndarray = ALL) -> np.ndarray:
-        last = state.last_ts[m]
-        return now - np.where(last == NEVER, state.started_at, last) > self.silence_s
+        last, line = state.last_ts[m], now - self.silence_s  # silent: last heard before the line
+        if state.started_at < line:  # a meter never heard counts from start-up, so it is silent too (NEVER < line)
+            return last < line
+        return (last < line) & (last != NEVER)
 
     def _faulty(self, state: HouseholdState, now: int, m: slice | np.ndarray = ALL) -> np.ndarray:
-        at = state.fault_at[m]
-        return (at != NEVER) & (now - at <= self.fault_hold_s)
+        return state.fault_at[m] >= now - self.fault_hold_s  # never faulty: NEVER is before any line
 
     def _frozen(self, state: HouseholdState, now: int, m: slice | np.ndarray = ALL) -> np.ndarray:
         """Meters whose register stands still while it usually moves and the household's other meter lives."""
-        kind, change = state.meter_kind[m], state.last_change[m]
+        still = state.last_ts[m] - state.last_change[m]
+        out = np.zeros(still.shape, dtype=bool)
+        pos = np.flatnonzero(still >= min(self.frozen_water_s, self.frozen_elec_s))  # few: the rest is read for these
+        idx = pos if isinstance(m, slice) else m[pos]
+        kind, change = state.meter_kind[idx], state.last_change[idx]
         limit = np.where(kind == _WATER, self.frozen_water_s, self.frozen_elec_s)
-        seen = state.days_seen[m].astype(np.int64)
-        usual = (seen >= self.frozen_min_days) & (state.days_moved[m] >= self.frozen_moved_share * seen)
-        out = (change != NEVER) & (state.last_ts[m] - change >= limit) & usual
-        cand = np.flatnonzero(out)
+        seen = state.days_seen[idx].astype(np.int64)
+        usual = (seen >= self.frozen_min_days) & (state.days_moved[idx] >= self.frozen_moved_share * seen)
+        sel = (change != NEVER) & (still[pos] >= limit) & usual
+        cand = np.flatnonzero(sel)
         if cand.size:  # the latest activity of the other kind in each candidate's household, from its meters only
-            idx = cand if isinstance(m, slice) else m[cand]
-            households, at = np.unique(state.meter_household[idx], return_inverse=True)
+            households, at = np.unique(state.meter_household[idx[cand]], return_inverse=True)
             members = state.meters_of(households)
             life = np.full((households.size, 2), NEVER, dtype=np.int64)
             np.maximum.at(life, (np.searchsorted(households, state.meter_household[members]),
                                  state.meter_kind[members].astype(np.int64)), state.last_activity[members])
             other = life[at, 1 - kind[cand].astype(np.int64)]
-            out[cand] = (other > change[cand]) & (now - other <= limit[cand])
+            out[pos[cand]] = (other > change[cand]) & (now - other <= limit[cand])
         return out
 
     def evaluate(self, state: HouseholdState, now: int) -> list[Finding]:
@@ -75,16 +79,18 @@ class DeviceDetector:
             silent_gw = np.bincount(state.meter_gateway[silent], minlength=n_gw)
             all_silent = (per_gw > 0) & (silent_gw == per_gw) & ~offline
             down = offline | all_silent
-            behind_down = down[state.meter_gateway]
+            behind_down = np.zeros(len(state.meter_ids), dtype=bool)  # from the down gateways' meters, not a gather
+            behind_down[state.meters_behind(np.flatnonzero(down))[0]] = True
             silent_meters = np.flatnonzero(silent & ~behind_down)
             live = ~silent & ~behind_down
             faulty = self._faulty(state, now) & live
             frozen = self._frozen(state, now) & live
             bad = np.flatnonzero(faulty | frozen)
             status_at = state.gateway_status_at[offline].tolist()
-            newest = np.full(n_gw, NEVER, dtype=np.int64)
-            if all_silent.any():
-                np.maximum.at(newest, state.meter_gateway, state.last_ts)
+            newest = np.full(n_gw, NEVER, dtype=np.int64)  # the newest reading behind each all-silent gateway
+            if (quiet := np.flatnonzero(all_silent)).size:
+                meters, starts = state.meters_behind(quiet)
+                newest[quiet] = np.maximum.reduceat(state.last_ts[meters], starts)
             last_ts = state.last_ts[silent_meters].tolist()
             info = (state.fault_kind[bad].tolist(), state.fault_dv[bad].tolist(), state.fault_dt[bad].tolist(),
                     state.fault_at[bad].tolist(), state.last_ts[bad].tolist(), state.last_change[bad].tolist(),

@@ -725,7 +725,7 @@ class HouseholdState:
         out = np.zeros(len(self.household_ids), dtype=bool)
         down = np.flatnonzero(~self.gateway_online)
         if down.size:
-            out[self.meter_household[_members(self._gw_order, self._gw_ptr, down)[0]]] = True
+            out[self.meter_household[self.meters_behind(down)[0]]] = True
         return out
 
     def meters_of(self, households: np.ndarray) -> np.ndarray:
@@ -735,6 +735,11 @@ class HouseholdState:
     def gateway_meters(self, g: int) -> np.ndarray:
         """Indices of the meters behind gateway ``g`` (O(its meters))."""
         return self._gw_order[self._gw_ptr[g]:self._gw_ptr[g + 1]]
+
+    def meters_behind(self, gateways: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The meters behind ``gateways``, one gateway after another, and where each gateway's begin among them."""
+        meters, starts, _ = _members(self._gw_order, self._gw_ptr, np.asarray(gateways, dtype=np.int64))
+        return meters, starts
 
     def household_meters(self, h: int) -> np.ndarray:
         """Indices of household ``h``'s meters (O(its meters), not O(all meters))."""

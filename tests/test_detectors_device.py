@@ -175,3 +175,49 @@ def test_an_open_alert_is_judged_from_its_own_meters_as_a_sweep_judges_it(tweak,
         for order in (np.arange(len(state.meter_ids))[::-1], np.roll(np.arange(len(state.meter_ids)), 3)):
             for check, full in ((det._silent, silent), (det._faulty, faulty), (det._frozen, frozen_)):
                 assert np.array_equal(check(state, now, order), full[order])
+
+
+@pytest.mark.parametrize("started_late", [False, True])
+def test_the_sweeps_checks_agree_with_their_definitions_on_a_random_state(started_late):
+    """Silent, faulty and frozen, as the sweep computes them (one comparison a meter where it can, the rest for the
+    few candidates only), equal their definitions written out over every meter; and an all-silent gateway's alert
+    starts at the newest reading behind it."""
+    import numpy as np
+
+    from detectors.measure import swept_state
+    from shouwang.state import NEVER
+
+    state, now = swept_state(4000)
+    rng = np.random.default_rng(5)
+    n, det = len(state.meter_ids), DeviceDetector()
+    state.started_at = now - (3 * H if started_late else 40 * 86400)
+    state.last_ts[rng.random(n) < 0.05] = NEVER
+    state.last_ts[:] = np.where(rng.random(n) < 0.2, now - rng.integers(0, 30 * H, n), state.last_ts)
+    state.fault_at[:] = np.where(rng.random(n) < 0.1, now - rng.integers(0, 48 * H, n), NEVER)
+    state.last_change[:] = np.where(state.last_ts == NEVER, NEVER, state.last_ts - rng.integers(0, 60 * H, n))
+    state.days_seen[:] = rng.integers(0, 20, n)
+    state.days_moved[:] = np.minimum(state.days_seen, rng.integers(0, 20, n))
+    state.last_activity[:] = np.where(rng.random(n) < 0.5, now - rng.integers(0, 20 * H, n), NEVER)
+    state.touch()
+    heard = np.where(state.last_ts == NEVER, state.started_at, state.last_ts)
+    silent = now - heard > det.silence_s
+    faulty = (state.fault_at != NEVER) & (now - state.fault_at <= det.fault_hold_s)
+    kind = state.meter_kind.astype(np.int64)
+    limit = np.where(kind == 0, det.frozen_water_s, det.frozen_elec_s)
+    seen = state.days_seen.astype(np.int64)
+    usual = (seen >= det.frozen_min_days) & (state.days_moved >= det.frozen_moved_share * seen)
+    life = np.full((len(state.household_ids), 2), NEVER, dtype=np.int64)
+    np.maximum.at(life, (state.meter_household, kind), state.last_activity)
+    other = life[state.meter_household, 1 - kind]
+    frozen = ((state.last_change != NEVER) & (state.last_ts - state.last_change >= limit) & usual
+              & (other > state.last_change) & (now - other <= limit))
+    assert silent.any() and faulty.any() and frozen.any() and not silent.all()
+    assert np.array_equal(det._silent(state, now), silent)
+    assert np.array_equal(det._faulty(state, now), faulty)
+    assert np.array_equal(det._frozen(state, now), frozen)
+    g = int(state.meter_gateway[0])
+    behind = np.flatnonzero(state.meter_gateway == g)
+    state.last_ts[behind] = now - 7 * H - np.arange(behind.size) * 60
+    state.gateway_online[g] = True
+    (found,) = [f for f in det.evaluate(state, now) if f.gateway == state.gateway_ids[g]]
+    assert found.since == now - 7 * H and "none of its" in found.reason
