@@ -109,7 +109,7 @@ def sweep(meters: int, repeats: int, night: bool = False, changed: float = 0.01)
     setup = time.perf_counter() - t0
     dets = build_detectors([*DEFAULT_DETECTORS, *PRESETS])
     times: dict[str, list[float]] = {d.name: [] for d in dets}
-    found: dict[str, int] = {}
+    found: dict[str, list] = {}
     rng = np.random.default_rng(11)
     first: dict[str, float] = {}
     for r in range(repeats + 1):
@@ -119,25 +119,26 @@ def sweep(meters: int, repeats: int, night: bool = False, changed: float = 0.01)
             state.touch(rng.choice(households, int(households * changed), replace=False))
         for d in dets:
             t = time.perf_counter()
-            found[d.name] = len(d.evaluate(state, now))
+            found[d.name] = d.evaluate(state, now)
             elapsed = time.perf_counter() - t
             if r:
                 times[d.name].append(elapsed)
             else:
                 first[d.name] = elapsed
     best = {k: min(v) for k, v in times.items()}
-    clearing = {d.name: clear_time(d, state, now) for d in dets}
-    return {"meters": len(state.meter_ids), "households": households, "setup_s": setup, "seconds": best, "findings": found,
+    clearing = {d.name: clear_time(d, found[d.name], state, now) for d in dets}
+    return {"meters": len(state.meter_ids), "households": households, "setup_s": setup, "seconds": best,
+            "findings": {name: len(fs) for name, fs in found.items()},
             "first_s": first, "clearing": clearing, "default_sweep_s": sum(best[d] for d in DEFAULT_DETECTORS),
             "first_sweep_s": sum(first[d] for d in DEFAULT_DETECTORS)}
 
 
-def clear_time(det, state: HouseholdState, now: int, most: int = 1000) -> tuple[int, float]:
-    """Seconds ``det.cleared`` takes for its findings (at most ``most``) as open alerts: what the service asks of every
+def clear_time(det, findings: list, state: HouseholdState, now: int, most: int = 1000) -> tuple[int, float]:
+    """Seconds ``det.cleared`` takes for ``findings`` (at most ``most``) as open alerts: what the service asks of every
     open alert after each sweep (alerts.lifecycle.clear_gone_conditions)."""
     alerts = [Alert(i, f.key, f.category, det.name, f.severity, AlertStatus.OPEN, f.reason, f.since, now,
                     household=f.household, meter=f.meter, gateway=f.gateway)
-              for i, f in enumerate(det.evaluate(state, now)[:most])]
+              for i, f in enumerate(findings[:most])]
     t = time.perf_counter()
     for a in alerts:
         det.cleared(a, state, now)

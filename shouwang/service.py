@@ -263,15 +263,18 @@ class Service:
             if opened:
                 self.outbox.wake()  # their first messages are in the outbox: send them now, not after the sweep
             # one read of the open alerts a sweep, for clearing and escalating (with many open it cost as much as
-            # the detectors); what clearing changed is read again, and a resolved one is left to rest
+            # the detectors); what clearing changed is read again once, announced, and a resolved one left to rest
             unresolved = self.store.unresolved_alerts()
-            changed = clear_gone_conditions(
-                self.store, {d.name: d for d in self.detectors}, self.state, now,
-                lambda alert_id, event: self.escalator.announce(self.store.alert(alert_id), event, now),
-                alerts=unresolved if self.scope is None else [a for a in unresolved if a in self.scope])
+            changed: dict[int, Alert] = {}
+
+            def announce(alert_id: int, event: str) -> None:
+                changed[alert_id] = alert = self.store.alert(alert_id)
+                self.escalator.announce(alert, event, now)
+
+            clear_gone_conditions(self.store, {d.name: d for d in self.detectors}, self.state, now, announce,
+                                  alerts=unresolved if self.scope is None else [a for a in unresolved if a in self.scope])
             if changed:
-                now_is = {i: self.store.alert(i) for i in changed}
-                unresolved = [a for a in (now_is.get(a.id, a) for a in unresolved) if a.status != AlertStatus.RESOLVED]
+                unresolved = [a for a in (changed.get(a.id, a) for a in unresolved) if a.status != AlertStatus.RESOLVED]
             self.escalator.tick(now, unresolved)
             self.outbox.wake()
             self.sweeps += 1
