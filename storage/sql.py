@@ -9,6 +9,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from sqlalchemy import Engine, create_engine, event, func, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
@@ -57,18 +58,29 @@ _SQLITE_QUEUE_TRIGGER = (
     f"CREATE TEMP TRIGGER IF NOT EXISTS export_queue_fill AFTER INSERT ON main.{t.readings_recent.name} BEGIN "
     f"INSERT INTO {t.export_queue.name} (meter, ts, value) VALUES (NEW.meter, NEW.ts, NEW.value); END")
 _SQLITE_QUEUE_TRIGGER_OFF = "DROP TRIGGER IF EXISTS temp.export_queue_fill"
-# PostgreSQL: a batch is copied (binary COPY, in psycopg's C code) into a temporary table of the connection, emptied
-# at each commit, and inserted from there, so a conflict skips a reading as an INSERT does. Passing the batch as three
-# array parameters instead cost the worker about 1.4 µs a reading to adapt the lists (docs/benchmarks.md).
+# PostgreSQL: a batch is copied (binary COPY, in psycopg's C code) straight into ``readings`` inside a savepoint. A
+# redelivered reading makes the COPY fail on the key; the savepoint is rolled back and the batch goes the careful way:
+# COPY into a temporary table of the connection (emptied at each commit), then INSERT … ON CONFLICT DO NOTHING from
+# it, so a duplicate is skipped as by an INSERT. The careful way costs the server about twice the CPU a reading
+# (docs/benchmarks.md), so it is used only after a duplicate, until a batch comes through it without one. Passing
+# the batch as three array parameters instead cost the worker about 1.4 µs a reading to adapt the lists.
 _PG_INCOMING = "pg_temp.incoming_readings"
 _ROW = attrgetter("meter", "ts", "value")
 _PG_INCOMING_TABLE = ("CREATE TEMP TABLE IF NOT EXISTS incoming_readings (meter varchar(64), ts bigint, "
                       "value double precision) ON COMMIT DELETE ROWS")
-_PG_COPY_INCOMING = f"COPY {_PG_INCOMING} (meter, ts, value) FROM STDIN (FORMAT BINARY)"
+_PG_COPY = "COPY {} (meter, ts, value) FROM STDIN (FORMAT BINARY)"
 _PG_INSERT = (f"INSERT INTO {t.readings.name} (meter, ts, value) SELECT meter, ts, value FROM {_PG_INCOMING} "
               "ON CONFLICT (meter, ts) DO NOTHING")
 _PG_STORE_AND_QUEUE = (f"WITH new AS ({_PG_INSERT} RETURNING meter, ts, value) "
                        f"INSERT INTO {t.export_queue.name} (meter, ts, value) SELECT meter, ts, value FROM new")
+
+
+def _pg_copy(cur: Any, table: str, readings: Sequence[Reading]) -> None:
+    """Binary COPY of ``readings`` into ``table`` on a psycopg cursor."""
+    with cur.copy(_PG_COPY.format(table)) as copy:
+        copy.set_types(["varchar", "int8", "float8"])
+        for row in map(_ROW, readings):
+            copy.write_row(row)
 
 
 _SQLITE_INSERT_FULL = sqlite_insert_recent(SQLITE_ROWS_PER_INSERT)
@@ -126,6 +138,7 @@ class SqlStore(EscalationStoreMixin, AccountStoreMixin, FeedStoreMixin, RecentRe
         self.engine = engine
         self.export = export  # write_readings also queues new readings in export_queue (storage/influx_feed.py)
         self.feed = False  # write_readings also adds each batch to state_feed (storage/sql_feed.py)
+        self._pg_direct = True  # PostgreSQL: COPY a batch straight into readings (no duplicate in the last batch)
         self._insert = sqlite.insert if engine.dialect.name == "sqlite" else postgresql.insert
         ensure_schema(engine, auto_upgrade=upgrade)  # raises SchemaOutOfDate with what to do
         self._init_recent()
@@ -295,19 +308,37 @@ class SqlStore(EscalationStoreMixin, AccountStoreMixin, FeedStoreMixin, RecentRe
                 self._feed_append(conn, readings)
                 self._recent_added(new)
             return new
-        # PostgreSQL: COPY into the connection's temporary table, then one INSERT from it; with export on, what the
-        # INSERT stores goes on to the queue inside the server and no row comes back.
-        with self.engine.begin() as conn:
-            if not conn.info.get("incoming_readings"):  # per connection of the pool
-                conn.exec_driver_sql(_PG_INCOMING_TABLE)
-                conn.info["incoming_readings"] = True
-            with conn.connection.driver_connection.cursor() as cur, cur.copy(_PG_COPY_INCOMING) as copy:
-                copy.set_types(["varchar", "int8", "float8"])
-                for row in map(_ROW, readings):
-                    copy.write_row(row)
-            new = conn.exec_driver_sql(_PG_STORE_AND_QUEUE if self.export else _PG_INSERT).rowcount
+        # PostgreSQL: COPY straight into readings (and the export queue) while no duplicate is coming; otherwise COPY
+        # into the connection's temporary table and one INSERT from it, where what the INSERT stores goes on to the
+        # export queue inside the server and no row comes back.
+        with self.engine.begin() as conn, conn.connection.driver_connection.cursor() as cur:
+            if self._pg_direct and self._pg_copy_direct(cur, readings):
+                new = len(readings)
+            else:
+                if not conn.info.get("incoming_readings"):  # per connection of the pool
+                    conn.exec_driver_sql(_PG_INCOMING_TABLE)
+                    conn.info["incoming_readings"] = True
+                _pg_copy(cur, _PG_INCOMING, readings)
+                new = conn.exec_driver_sql(_PG_STORE_AND_QUEUE if self.export else _PG_INSERT).rowcount
+                self._pg_direct = new == len(readings)  # a batch without a duplicate: the next one goes straight
             self._feed_append(conn, readings)
             return new
+
+    def _pg_copy_direct(self, cur: Any, readings: Sequence[Reading]) -> bool:
+        """COPY ``readings`` into ``readings`` (and the export queue) in a savepoint; False, rolled back, on a
+        duplicate."""
+        cur.execute("SAVEPOINT direct_copy")
+        try:
+            _pg_copy(cur, t.readings.name, readings)
+            if self.export:
+                _pg_copy(cur, t.export_queue.name, readings)
+        except psycopg.errors.UniqueViolation:
+            cur.execute("ROLLBACK TO SAVEPOINT direct_copy")
+            self._pg_direct = False
+            log.debug("a batch of %d readings held a duplicate; storing it with ON CONFLICT", len(readings))
+            return False
+        cur.execute("RELEASE SAVEPOINT direct_copy")
+        return True
 
     def _reading_tables(self) -> tuple[Any, ...]:
         """Where readings are: both tables on SQLite (each reading in one of them), ``readings`` on PostgreSQL."""

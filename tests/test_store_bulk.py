@@ -1,9 +1,20 @@
-"""The SQLite store writes readings in multi-row statements: counts and contents stay those of one row at a time."""
+"""Readings are written in bulk (SQLite: multi-row statements; PostgreSQL: COPY): counts and contents stay those of one
+row at a time, duplicates included."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
+from conftest import _postgres_url
+
 from shouwang.domain import Reading
 from storage.sql import SQLITE_ROWS_PER_INSERT
+
+
+@pytest.fixture
+def store(any_store):
+    return any_store
 
 
 def test_batches_across_statement_boundaries_store_each_reading_once(store):
@@ -16,3 +27,32 @@ def test_batches_across_statement_boundaries_store_each_reading_once(store):
     assert store.count_readings() == n + 1
     assert [(r.ts, r.value) for r in store.readings("M3")][:3] == [(1_003, 3.0), (1_010, 10.0), (1_017, 17.0)]
     assert store.write_readings([]) == 0
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    yield from _postgres_url()  # skips without PostgreSQL (fails in CI)
+
+
+def test_postgresql_copies_straight_in_until_a_duplicate_and_again_after_a_clean_batch(pg_url):
+    from storage.influx_feed import ExportQueue
+    from storage.sql import open_store
+
+    store = open_store(pg_url, upgrade=True, export=True)
+    try:
+        first = [Reading("M1", 1_000 + i, float(i)) for i in range(50)]
+        assert store.write_readings(first) == 50 and store._pg_direct  # which way the next batch goes
+        redelivered = first[40:] + [Reading("M2", 5, 1.0), Reading("M2", 5, 2.0)]  # and a duplicate within the batch
+        assert store.write_readings(redelivered) == 1 and not store._pg_direct
+        still = [Reading("M1", 1_049, 9.0), Reading("M3", 5, 1.0)]  # the careful way while duplicates come
+        assert store.write_readings(still) == 1 and not store._pg_direct
+        clean = [Reading("M4", t, 1.0) for t in range(20)]
+        assert store.write_readings(clean) == 20 and store._pg_direct
+        assert store.write_readings([Reading("M4", 100, 1.0)]) == 1 and store._pg_direct
+        assert store.count_readings() == 50 + 1 + 1 + 20 + 1
+        assert store.readings("M1")[-1] == first[-1] and store.readings("M2") == [Reading("M2", 5, 1.0)]
+        queued = sorted((r.meter, r.ts) for r in ExportQueue(store.engine).oldest(1_000))
+        want = first + [Reading("M2", 5, 1.0), Reading("M3", 5, 1.0)] + clean + [Reading("M4", 100, 1.0)]
+        assert queued == sorted((r.meter, r.ts) for r in want)  # each new reading queued once, whichever way
+    finally:
+        store.close()
