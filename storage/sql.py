@@ -334,7 +334,6 @@ class SqlStore(EscalationStoreMixin, AccountStoreMixin, FeedStoreMixin, RecentRe
                 _pg_copy(cur, t.export_queue.name, readings)
         except psycopg.errors.UniqueViolation:
             cur.execute("ROLLBACK TO SAVEPOINT direct_copy")
-            self._pg_direct = False
             log.debug("a batch of %d readings held a duplicate; storing it with ON CONFLICT", len(readings))
             return False
         cur.execute("RELEASE SAVEPOINT direct_copy")

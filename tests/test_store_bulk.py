@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from conftest import _postgres_url
+from sqlalchemy import event
 
 from shouwang.domain import Reading
 from storage.sql import SQLITE_ROWS_PER_INSERT
@@ -39,16 +40,25 @@ def test_postgresql_copies_straight_in_until_a_duplicate_and_again_after_a_clean
     from storage.sql import open_store
 
     store = open_store(pg_url, upgrade=True, export=True)
+    careful: list[int] = []  # the batch numbers that went through INSERT … ON CONFLICT
+    batch = [0]
+    event.listen(store.engine, "before_cursor_execute",
+                 lambda *a: careful.append(batch[0]) if "ON CONFLICT" in a[2] else None)
+
+    def write(rs: list[Reading]) -> int:
+        batch[0] += 1
+        return store.write_readings(rs)
+
     try:
         first = [Reading("M1", 1_000 + i, float(i)) for i in range(50)]
-        assert store.write_readings(first) == 50 and store._pg_direct  # which way the next batch goes
+        assert write(first) == 50
         redelivered = first[40:] + [Reading("M2", 5, 1.0), Reading("M2", 5, 2.0)]  # and a duplicate within the batch
-        assert store.write_readings(redelivered) == 1 and not store._pg_direct
-        still = [Reading("M1", 1_049, 9.0), Reading("M3", 5, 1.0)]  # the careful way while duplicates come
-        assert store.write_readings(still) == 1 and not store._pg_direct
+        assert write(redelivered) == 1
+        assert write([Reading("M1", 1_049, 9.0), Reading("M3", 5, 1.0)]) == 1  # careful while duplicates come
         clean = [Reading("M4", t, 1.0) for t in range(20)]
-        assert store.write_readings(clean) == 20 and store._pg_direct
-        assert store.write_readings([Reading("M4", 100, 1.0)]) == 1 and store._pg_direct
+        assert write(clean) == 20  # careful, and without a duplicate: the next batch goes straight again
+        assert write([Reading("M4", 100, 1.0)]) == 1
+        assert careful == [2, 3, 4]
         assert store.count_readings() == 50 + 1 + 1 + 20 + 1
         assert store.readings("M1")[-1] == first[-1] and store.readings("M2") == [Reading("M2", 5, 1.0)]
         queued = sorted((r.meter, r.ts) for r in ExportQueue(store.engine).oldest(1_000))
