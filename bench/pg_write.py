@@ -9,10 +9,11 @@ wall time, the CPU of every ``postgres`` process (from /proc) and this process's
 
 - ``unnest``: three array parameters and ``INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING`` (the store's way
   until this script was written);
-- ``copy``: binary COPY into a temporary table emptied at commit, then the same INSERT from it (the store's way now,
-  storage/sql.py);
-- ``copy, collate C``: the same with the meter column in the "C" collation (not adopted: it needs a migration that
-  rebuilds the readings key; figures in docs/benchmarks.md).
+- ``copy``: binary COPY into a temporary table emptied at commit, then the same INSERT from it (the store's way
+  after a duplicate, storage/sql.py);
+- ``copy, collate C``: the same with the meter column in the "C" collation (the schema's since migration 0008);
+- ``straight, collate C``: binary COPY into ``readings`` itself inside a savepoint (the store's way while no
+  duplicate comes).
 
 Not part of the test suite; a scratch database ``shouwang_pg_write_bench`` is made and dropped.
 """
@@ -70,6 +71,15 @@ def by_copy(cur: psycopg.Cursor, ms: list[str], ts: list[int], vs: list[float]) 
     cur.execute(INSERT.format(src="incoming"))
 
 
+def by_straight_copy(cur: psycopg.Cursor, ms: list[str], ts: list[int], vs: list[float]) -> None:
+    cur.execute("SAVEPOINT direct_copy")
+    with cur.copy("COPY readings (meter, ts, value) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(["varchar", "int8", "float8"])
+        for row in zip(ms, ts, vs, strict=True):
+            copy.write_row(row)
+    cur.execute("RELEASE SAVEPOINT direct_copy")
+
+
 def run(dsn: str, name: str, write: Callable, collate: str, n: int) -> None:
     with psycopg.connect(f"{dsn} dbname={DB}") as conn, conn.cursor() as cur:
         cur.execute("DROP TABLE IF EXISTS readings")
@@ -103,7 +113,8 @@ def main() -> None:
     try:
         for _ in range(args.rounds):
             for name, write, collate in (("unnest", by_unnest, ""), ("copy", by_copy, ""),
-                                         ("copy, collate C", by_copy, 'COLLATE "C"')):
+                                         ("copy, collate C", by_copy, 'COLLATE "C"'),
+                                         ("straight, collate C", by_straight_copy, 'COLLATE "C"')):
                 run(args.dsn, name, write, collate, args.readings)
     finally:
         with psycopg.connect(f"{args.dsn} dbname=postgres", autocommit=True) as conn:
