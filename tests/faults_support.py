@@ -11,11 +11,14 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 import paho.mqtt.client as mqtt
+import pytest
+from conftest import PG_ADMIN_URL
 from receivers import TcpProxy, free_port  # noqa: F401 - TcpProxy is used by the fault tests
 from sqlalchemy import create_engine, text
 
@@ -351,3 +354,18 @@ class ThrowawayPostgres:
         with self.admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
         self.admin.dispose()
+
+
+def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
+    """For a fixture: a ThrowawayPostgres on ``SHOUWANG_TEST_PG``, dropped afterwards; without PostgreSQL the test
+    is skipped (failed in CI)."""
+    try:
+        db = ThrowawayPostgres(PG_ADMIN_URL)
+    except Exception as exc:  # noqa: BLE001
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} is required in CI: {exc}")
+        pytest.skip(f"no PostgreSQL at {PG_ADMIN_URL}: {type(exc).__name__}")
+    try:
+        yield db
+    finally:
+        db.drop()

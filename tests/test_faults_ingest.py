@@ -2,7 +2,8 @@
 stream of 100,000 readings at QoS 1 — every reading is stored exactly once.
 
 Each test starts its own Mosquitto (persistent, `max_queued_messages` as in deploy/mosquitto/mosquitto.conf),
-runs the service as `shouwang run` in a child process on a SQLite file, and publishes from a persistent
+runs the service as `shouwang run` in a child process on a SQLite file (the kill -9 test also on PostgreSQL, where
+redelivered readings meet the store's straight COPY), and publishes from a persistent
 QoS 1 session: 80,000 readings in 800 messages of 100 (20 gateways uploading 5 intervals of 20 meters) and
 20,000 single-reading messages (5 gateways), interleaved.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
 
 import pytest
 from faults_support import (
@@ -24,6 +26,7 @@ from faults_support import (
     expected_rows,
     prepare_session,
     stream_registry,
+    throwaway_postgres,
     wait_until,
 )
 
@@ -31,8 +34,19 @@ TOTAL = 100_000
 
 
 @pytest.fixture
-def world(tmp_path):
-    """A broker, the stream's registry and messages, the service's session, a SQLite store and a child."""
+def database(request, tmp_path) -> Iterator[tuple[str, str]]:
+    """The service's store as (its URL, the test's URL): a SQLite file, or (``postgresql``) a throw-away database on
+    the machine's PostgreSQL."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield (f"sqlite:///{tmp_path}/store.db",) * 2
+        return
+    for db in throwaway_postgres():
+        yield db.url_via(db.port), db.url
+
+
+@pytest.fixture
+def world(tmp_path, database):
+    """A broker, the stream's registry and messages, the service's session, a store and a child."""
     broker = Mosquitto(tmp_path / "mosquitto")
     broker.start()
     registry = stream_registry()
@@ -40,9 +54,8 @@ def world(tmp_path):
     messages = build_stream(registry, t0)
     client_id = f"shouwang-fault-{uuid.uuid4().hex[:8]}"
     prepare_session(broker, client_id)
-    db = f"sqlite:///{tmp_path}/store.db"
-    service = ServiceProcess(tmp_path / "service", registry, broker, db, client_id)
-    view = StoreView(db)
+    service = ServiceProcess(tmp_path / "service", registry, broker, database[0], client_id)
+    view = StoreView(database[1])
     publisher = Publisher(broker, rate_msgs=3000)
     world = {"broker": broker, "messages": messages, "service": service, "view": view, "publisher": publisher,
              "client_id": client_id, "log": service.log}
@@ -68,6 +81,7 @@ def _finish(world, timeout: float = 180) -> None:
     assert world["service"].terminate() == 0
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"], indirect=True)
 def test_kill_9_mid_stream_then_restart_stores_every_reading_once(world):
     service, view, publisher = world["service"], world["view"], world["publisher"]
     service.start()

@@ -17,7 +17,6 @@ import time
 import uuid
 
 import pytest
-from conftest import PG_ADMIN_URL
 from faults_support import (
     STEP,
     Mosquitto,
@@ -25,11 +24,11 @@ from faults_support import (
     ServiceProcess,
     StoreView,
     TcpProxy,
-    ThrowawayPostgres,
     build_stream,
     expected_rows,
     prepare_session,
     stream_registry,
+    throwaway_postgres,
     wait_until,
 )
 
@@ -39,14 +38,7 @@ OUTAGE_S = float(os.environ.get("SHOUWANG_FAULT_OUTAGE_S", "60"))
 
 @pytest.fixture
 def postgres():
-    try:
-        db = ThrowawayPostgres(PG_ADMIN_URL)
-    except Exception as exc:  # noqa: BLE001
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} is required in CI: {exc}")
-        pytest.skip(f"no PostgreSQL at {PG_ADMIN_URL}: {type(exc).__name__}")
-    yield db
-    db.drop()
+    yield from throwaway_postgres()
 
 
 def _run_outage(tmp_path, postgres, outage_s: float) -> None:
