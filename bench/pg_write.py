@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/pg_write.py                      # PostgreSQL at 127.0.0.1:5432, user postgres
     .venv/bin/python bench/pg_write.py --dsn "host=... user=..." --readings 400000 --rounds 2
+    .venv/bin/python bench/pg_write.py --keys               # what the key and the ts index cost the server
 
 Each way writes the same batches (5,000 readings: 50 gateways' snapshots of 100 meters) into a fresh ``readings``
 table shaped as storage/schema.py's, already holding 2,000,000 readings, one transaction a batch, and prints the
@@ -14,6 +15,9 @@ wall time, the CPU of every ``postgres`` process (from /proc) and this process's
 - ``copy, collate C``: the same with the meter column in the "C" collation (the schema's since migration 0008);
 - ``straight, collate C``: binary COPY into ``readings`` itself inside a savepoint (the store's way while no
   duplicate comes).
+
+With ``--keys``: the straight COPY into tables with only the heap, the ts index, the key, both (the schema), or the
+key in (ts, meter) order instead: what each costs PostgreSQL.
 
 Not part of the test suite; a scratch database ``shouwang_pg_write_bench`` is made and dropped.
 """
@@ -80,12 +84,18 @@ def by_straight_copy(cur: psycopg.Cursor, ms: list[str], ts: list[int], vs: list
     cur.execute("RELEASE SAVEPOINT direct_copy")
 
 
-def run(dsn: str, name: str, write: Callable, collate: str, n: int) -> None:
+SCHEMA = ("PRIMARY KEY (meter, ts)", "brin")  # storage/schema.py's key and index
+KEYS = {"heap only": ("", ""), "heap + brin (ts)": ("", "brin"), "heap + key (meter, ts)": ("PRIMARY KEY (meter, ts)", ""),
+        "key (meter, ts) + brin (schema)": SCHEMA, "heap + key (ts, meter)": ("PRIMARY KEY (ts, meter)", "")}
+
+
+def run(dsn: str, name: str, write: Callable, collate: str, n: int, key: tuple[str, str] = SCHEMA) -> None:
     with psycopg.connect(f"{dsn} dbname={DB}") as conn, conn.cursor() as cur:
         cur.execute("DROP TABLE IF EXISTS readings")
-        cur.execute(f"CREATE TABLE readings (meter varchar(64) {collate}, ts bigint, value double precision NOT NULL, "
-                    "PRIMARY KEY (meter, ts))")
-        cur.execute("CREATE INDEX readings_by_ts ON readings USING brin (ts)")
+        cur.execute(f"CREATE TABLE readings (meter varchar(64) {collate}, ts bigint, value double precision NOT NULL"
+                    f"{', ' + key[0] if key[0] else ''})")
+        if key[1]:
+            cur.execute("CREATE INDEX readings_by_ts ON readings USING brin (ts)")
         for ms, ts, vs in batches(2_000_000, 1_000_000_000):
             by_unnest(cur, ms, ts, vs)
         conn.commit()
@@ -97,7 +107,7 @@ def run(dsn: str, name: str, write: Callable, collate: str, n: int) -> None:
             conn.commit()
         wall, client = time.perf_counter() - wall, time.process_time() - client
         server = postgres_cpu_s() - server
-    print(f"{name:18s} {n / wall:9,.0f} readings/s   postgres {server * 1e6 / n:4.1f} µs a reading   "
+    print(f"{name:32s} {n / wall:9,.0f} readings/s   postgres {server * 1e6 / n:4.1f} µs a reading   "
           f"client {client * 1e6 / n:4.1f} µs a reading")
 
 
@@ -106,12 +116,18 @@ def main() -> None:
     ap.add_argument("--dsn", default="host=127.0.0.1 user=postgres")
     ap.add_argument("--readings", type=int, default=400_000)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--keys", action="store_true",
+                    help="instead: the straight COPY into tables with and without the key and the ts index")
     args = ap.parse_args()
     with psycopg.connect(f"{args.dsn} dbname=postgres", autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {DB}")
         conn.execute(f"CREATE DATABASE {DB}")
     try:
         for _ in range(args.rounds):
+            if args.keys:
+                for name, key in KEYS.items():
+                    run(args.dsn, name, by_straight_copy, 'COLLATE "C"', args.readings, key)
+                continue
             for name, write, collate in (("unnest", by_unnest, ""), ("copy", by_copy, ""),
                                          ("copy, collate C", by_copy, 'COLLATE "C"'),
                                          ("straight, collate C", by_straight_copy, 'COLLATE "C"')):
