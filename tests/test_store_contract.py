@@ -186,6 +186,27 @@ def test_a_sweeps_alerts_open_together_as_one_at_a_time_would(loaded):
     assert loaded.open_alerts([], 700) == []
 
 
+def test_a_finding_whose_key_is_open_costs_no_insert(loaded):
+    """A sweep finds standing conditions again every time; only the findings without an open alert are tried."""
+    from sqlalchemy import event
+
+    acked = loaded.open_alert(_finding("H1"), 500)
+    loaded.acknowledge_alert(acked.id, "worker", 510)  # acknowledged is still open
+    loaded.open_alert(_finding("H2"), 500)
+    closed = loaded.open_alert(_finding("H3"), 500)
+    loaded.resolve_alert(closed.id, Outcome.SAFE, "worker", 520)
+    tried: list[str] = []
+    event.listen(loaded.engine, "before_cursor_execute",
+                 lambda *a: tried.append(a[2]) if a[2].startswith("INSERT INTO alerts ") else None)
+    later = Finding(AlertCategory.INACTIVITY, "no-change-48h", Severity.CRITICAL, 530, "quiet again", household="H3")
+    got = loaded.open_alerts([_finding("H1"), _finding("H2"), _finding("H3"), later, _finding("H4")], 600)
+    assert [a is not None for a in got] == [False, False, False, True, True]
+    assert len(tried) == 3  # H3's closed episode, H3's new one, H4
+    tried.clear()
+    assert loaded.open_alerts([_finding("H1"), _finding("H2"), _finding("H4")], 700) == [None, None, None]
+    assert tried == []
+
+
 def test_people_care_and_policies(any_store, tmp_path):
     from test_registry import GOOD
 
