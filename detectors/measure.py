@@ -96,7 +96,9 @@ def swept_state(meters: int, night: bool = False) -> tuple[HouseholdState, int]:
     state.last_activity[np.concatenate((2 * quiet, 2 * quiet + 1))] = now - 50 * H  # 0.1 % quiet for 50 h
     silent = rng.choice(n, n // 10_000, replace=False)
     state.last_ts[silent] = now - 7 * H
-    state.gateway_online[rng.choice(len(state.gateway_ids), 5, replace=False)] = False
+    down = rng.choice(len(state.gateway_ids), 5, replace=False)
+    state.gateway_online[down] = False
+    state.gateway_status_at[down] = now - 2 * H  # their last will, two hours ago
     state.touch()
     return state, now
 
