@@ -101,11 +101,18 @@ class Escalator:
         self._zones = {c.id: c.timezone for c in store.communities()}
 
     # ------------------------------------------------------------------ policy
-    def policy(self, alert: Alert, community: str) -> Policy:
+    def policy(self, alert: Alert, community: str, read: dict[str, Policy] | None = None) -> Policy:
+        """The policy an alert escalates by; ``read``: the communities' policies already read (and validated) in
+        this tick, so that a tick with hundreds of escalations reads each community's once, not once each."""
         if alert.category == AlertCategory.DEVICE:
             return DEVICE_POLICY
+        if read is not None and community in read:
+            return read[community]
         data = self.store.community_policy(community) if community else None
-        return load_policy(data, f"community {community}") if data else DEFAULT_POLICY
+        policy = load_policy(data, f"community {community}") if data else DEFAULT_POLICY
+        if read is not None:
+            read[community] = policy
+        return policy
 
     @staticmethod
     def _after(d: Duration | None, start: int, zone: str) -> int | None:
@@ -115,9 +122,10 @@ class Escalator:
     def start(self, alerts: Sequence[Alert], now: int) -> None:
         """Carry out step 1 of each new alert's policy and tell the watchers."""
         steps, msgs, events, watch = [], [], [], []
+        policies: dict[str, Policy] = {}
         for alert in alerts:
             community = self.directory.community_of(alert)
-            policy = self.policy(alert, community)
+            policy = self.policy(alert, community, policies)
             zone = self._zones.get(community, self.default_zone)
             people = self.directory.people(alert, community, policy.steps[0].notify)
             msgs += [Message(p, alert, "opened") for p in people]
@@ -138,12 +146,13 @@ class Escalator:
         # one query for every alert still open, not one per escalation each tick (alerts are never deleted)
         unresolved = {a.id: a for a in (self.store.unresolved_alerts() if unresolved_alerts is None
                                         else unresolved_alerts)} if active else {}
+        policies: dict[str, Policy] = {}
         for esc in active:
             alert = unresolved.get(esc.alert_id)
             if alert is None:  # resolved since: the escalation is done
                 steps.append((esc, True))
                 continue
-            policy = self.policy(alert, esc.community)
+            policy = self.policy(alert, esc.community, policies)
             zone = self._zones.get(esc.community, self.default_zone)
             new = esc
             if alert.status == AlertStatus.ACKNOWLEDGED:

@@ -302,3 +302,21 @@ def test_a_sweep_reads_the_open_alerts_once_and_escalates_them_as_clearing_left_
     assert svc.store.active_escalations() == []
     kinds = [e.kind for e in svc.store.alert_events(device.id)]
     assert "escalated" not in kinds[kinds.index("resolved"):], kinds
+
+
+def test_a_tick_reads_each_communitys_policy_once_however_many_alerts_escalate(world, receiver, monkeypatch):
+    """Hundreds of escalations in a community cost one read (and validation) of its policy a tick, not one each;
+    the next tick reads it again, so an edited policy applies from then on."""
+    make, clock, _wall = world
+    svc = make(care_registry(receiver.url, n_households=3))
+    reads: list[str] = []
+    read = svc.store.community_policy
+    monkeypatch.setattr(svc.store, "community_policy", lambda c: reads.append(c) or read(c))
+    alerts = svc.pipeline.run([inactivity(f"H{i}") for i in (1, 2, 3)], T0)
+    assert len(alerts) == 3 and reads == ["c1"]
+    for minutes, expect in ((10, ["c1", "c1"]), (40, ["c1", "c1", "c1"])):
+        clock.set(T0 + minutes * M)
+        svc.escalator.tick(T0 + minutes * M)
+        assert reads == expect, minutes
+    for a in alerts:  # each walked its policy: step 1 at the start, steps 2 and 3 at 10 and 40 minutes
+        assert [e.kind for e in svc.store.alert_events(a.id)].count("escalation_step") == 3
