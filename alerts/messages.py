@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from shouwang.domain import Alert, AlertCategory, Household
+
+log = logging.getLogger(__name__)
 
 CATEGORY = {
     "zh": {AlertCategory.INACTIVITY: "无用水用电", AlertCategory.WATER_RUNNING: "长时间用水",
@@ -42,8 +45,13 @@ def language(code: str | None) -> str:
 
 
 def local_time(ts: int, zone: str) -> str:
-    """A timestamp as local wall time in the community's zone."""
-    return datetime.fromtimestamp(ts, ZoneInfo(zone)).strftime("%m-%d %H:%M")
+    """A timestamp as local wall time in the community's zone; "?" for one no calendar holds (a message about an
+    alert must still go out, and a sweep's other alerts with it)."""
+    try:
+        return datetime.fromtimestamp(ts, ZoneInfo(zone)).strftime("%m-%d %H:%M")
+    except (OverflowError, OSError, ValueError):
+        log.warning("timestamp %r is out of range; shown as ?", ts)
+        return "?"
 
 
 def ack_token(secret: str, alert_id: int, person: str) -> str:

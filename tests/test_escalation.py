@@ -320,3 +320,16 @@ def test_a_tick_reads_each_communitys_policy_once_however_many_alerts_escalate(w
         assert reads == expect, minutes
     for a in alerts:  # each walked its policy: step 1 at the start, steps 2 and 3 at 10 and 40 minutes
         assert [e.kind for e in svc.store.alert_events(a.id)].count("escalation_step") == 3
+
+
+def test_an_alert_whose_start_no_calendar_holds_is_still_told_and_blocks_no_other(world, receiver):
+    """A finding's start out of any calendar's range (a detector's sentinel let through) must not fail the sweep's
+    escalations: the messages go out, its start shown as "?"."""
+    make, _clock, _wall = world
+    svc = make(care_registry(receiver.url, n_households=2))
+    alerts = svc.pipeline.run([inactivity("H1", since=-(2**62)), inactivity("H2")], T0)
+    assert len(alerts) == 2 and all(svc.store.escalation(a.id) is not None for a in alerts)
+    deliver_all(svc)
+    assert per_person(receiver) == {"p-son": 1, "p-vol": 1}  # one message each, about both alerts
+    texts = [m["text"] for m in receiver.received]
+    assert [t.count("?") for t in texts] == [1, 1], texts  # the start; nothing else in a message has one
