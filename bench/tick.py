@@ -10,8 +10,8 @@ alerts, asks each one's detector whether its condition has gone, and steps the e
 that already have an open alert come back every sweep. This builds a `Service` over ``--meters`` meters whose state
 looks four weeks old (the state of `detectors.measure`), lets a first sweep open the alerts its findings call for,
 then times ``--repeats`` further sweeps (1 % of the households touched before each, as between the service's
-sweeps) and, before each, the default detectors' ``evaluate`` alone. The PostgreSQL database must exist; its tables
-are emptied of alerts afterwards. Not part of the test suite; figures in docs/benchmarks.md.
+sweeps) and, before each, the default detectors' ``evaluate`` alone. The PostgreSQL database must exist; its alert tables
+are emptied afterwards (the registry it was given stays). Not part of the test suite; figures in docs/benchmarks.md.
 """
 
 from __future__ import annotations
