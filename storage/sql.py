@@ -455,10 +455,10 @@ class SqlStore(EscalationStoreMixin, AccountStoreMixin, FeedStoreMixin, RecentRe
         if not findings:
             return []
         # A sweep finds again every condition that already has an open alert; an INSERT each (30-40 µs on SQLite, a
-        # round trip of over 200 µs on PostgreSQL) cost more than the detectors once a few hundred were open. The open keys are read first, through the partial index of
-        # unresolved keys, in a transaction of their own (a SQLite transaction that read cannot always begin to
-        # write), and only the other findings are tried: an alert opened meanwhile is caught by the INSERT's
-        # conflict, one resolved meanwhile is tried again next sweep.
+        # round trip of over 200 µs on PostgreSQL) cost more than the detectors once a few hundred were open. The
+        # open keys are read first, through the partial index of unresolved keys, in a transaction of their own (a
+        # SQLite transaction that read cannot always begin to write), and only the other findings are tried: an
+        # alert opened meanwhile is caught by the INSERT's conflict, one resolved meanwhile is tried again next sweep.
         with self.engine.connect() as conn:
             taken = set(conn.execute(select(t.alerts.c.key).where(
                 t.alerts.c.status != str(AlertStatus.RESOLVED))).scalars())
