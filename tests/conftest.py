@@ -51,6 +51,12 @@ def _postgres_url() -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A throwaway database on the machine's PostgreSQL, dropped afterwards (skipped without one; fails in CI)."""
+    yield from _postgres_url()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def any_store(request: pytest.FixtureRequest, tmp_path) -> Iterator[SqlStore]:
     """Every store backend; the contract tests run against each."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import PG_ADMIN_URL, _postgres_url
+from conftest import PG_ADMIN_URL
 from fastapi.testclient import TestClient
 from receivers import free_port
 
@@ -74,11 +74,6 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
     m.start()
     yield m
     m.stop()
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    yield from _postgres_url()
 
 
 @pytest.fixture

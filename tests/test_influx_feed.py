@@ -133,11 +133,6 @@ def test_an_exporter_deleting_what_it_read_beside_concurrent_writers_sees_every_
     assert queue.count() == 0
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    yield from _postgres_url()
-
-
 def test_postgresql_a_lower_id_committed_after_a_higher_one_is_still_exported(pg_url) -> None:
     """On PostgreSQL ids are taken at insert time: id 1 can commit after id 2 was exported and deleted (SQLite
     writers are serialised, so there ids commit in order)."""

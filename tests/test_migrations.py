@@ -6,7 +6,6 @@ from collections.abc import Iterator
 
 import pytest
 from alembic import command
-from conftest import _postgres_url
 from sqlalchemy import Engine, inspect, text
 
 from shouwang.cli import main
@@ -17,12 +16,6 @@ from storage.sql import make_engine
 
 HINT = ("the schema in storage/schema.py differs from what the migrations build: "
         "run `make migration m='what changed'`, read the new file in storage/migrations/versions, commit it")
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A throwaway database on the machine's PostgreSQL, dropped afterwards (fails in CI when there is none)."""
-    yield from _postgres_url()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

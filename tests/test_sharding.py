@@ -11,7 +11,6 @@ from collections import Counter
 import orjson
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import _postgres_url
 from sqlalchemy import select
 
 from ingest.broker import broker_reachable
@@ -133,14 +132,6 @@ def test_store_sweeps_are_limited_to_a_shards_communities(any_store):
     assert any_store.requeue_interrupted([a[0]]) == 1
     scope = AlertScope(Shard(community_shard(a[0], 2), 2).restrict(reg))
     assert [x.id for x in any_store.unresolved_alerts() if x in scope] == [ha]
-
-
-@pytest.fixture
-def pg_url():
-    gen = _postgres_url()
-    url = next(gen)
-    yield url
-    next(gen, None)
 
 
 def test_a_claim_skips_messages_another_worker_is_claiming(pg_url):

@@ -3,10 +3,7 @@ row at a time, duplicates included."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from conftest import _postgres_url
 from sqlalchemy import event
 
 from shouwang.domain import Reading
@@ -28,11 +25,6 @@ def test_batches_across_statement_boundaries_store_each_reading_once(store):
     assert store.count_readings() == n + 1
     assert [(r.ts, r.value) for r in store.readings("M3")][:3] == [(1_003, 3.0), (1_010, 10.0), (1_017, 17.0)]
     assert store.write_readings([]) == 0
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    yield from _postgres_url()  # skips without PostgreSQL (fails in CI)
 
 
 def test_postgresql_copies_straight_in_until_a_duplicate_and_again_after_a_clean_batch(pg_url):
