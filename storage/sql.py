@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from operator import attrgetter
 from pathlib import Path
@@ -90,12 +92,32 @@ _STATUSES = {s.value: s for s in AlertStatus}
 _OUTCOMES = {o.value: o for o in Outcome}
 
 
+SQLITE_BUSY_TIMEOUT_S = 30
+
+
+def _sqlite_wal(cur: Any, pause: Callable[[float], None] = time.sleep) -> None:
+    """Switch the file to WAL, retrying while another connection holds the lock, up to the busy timeout.
+
+    When several processes open a fresh file at once, the first switch to WAL can fail at once with "database is
+    locked": SQLite does not call the busy handler for it. Once a file is in WAL it stays so, and the pragma only reads.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            pause(0.005)
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
+    _sqlite_wal(cur)
     cur.execute("PRAGMA synchronous=FULL")  # a batch is acknowledged to the broker only after this commit
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
     # The ingest process's fold thread checkpoints outside the write turns (storage/sql_recent.py); a process that
     # never folds (the api role, tools) still checkpoints, at a commit that takes the WAL past 40 MB.
     cur.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
@@ -124,7 +146,7 @@ def make_engine(url: str) -> Engine:
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
-        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S}
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
