@@ -532,17 +532,24 @@ class SqlStore(EscalationStoreMixin, AccountStoreMixin, FeedStoreMixin, RecentRe
         with self.engine.connect() as conn:
             return [self._alert(r) for r in conn.execute(q)]
 
-    def _transition(self, alert_id: int, allowed: set[AlertStatus], values: dict, event: AlertEvent) -> Alert:
+    def _transition(self, alert_id: int, allowed: set[AlertStatus], values: dict, event: AlertEvent,
+                    also: Callable[[Any], None] | None = None) -> Alert:
+        """Move an alert on, only from a status in ``allowed``: the check is the UPDATE's own condition, so a change
+        committed by another process meanwhile (a resolution racing an acknowledgement) is never written over."""
         with self.engine.begin() as conn:
-            r = conn.execute(select(t.alerts.c.status).where(t.alerts.c.id == alert_id)).first()
-            if r is None:
-                raise NotFound(f"alert {alert_id} not found")
-            if AlertStatus(r.status) not in allowed:
+            moved = conn.execute(update(t.alerts).where(t.alerts.c.id == alert_id,
+                                                        t.alerts.c.status.in_([str(s) for s in allowed]))
+                                 .values(**values)).rowcount
+            if not moved:
+                r = conn.execute(select(t.alerts.c.status).where(t.alerts.c.id == alert_id)).first()
+                if r is None:
+                    raise NotFound(f"alert {alert_id} not found")
                 raise AlertConflict(f"alert {alert_id} is {r.status}; this needs it to be "
                                     + " or ".join(sorted(str(s) for s in allowed)))
-            conn.execute(update(t.alerts).where(t.alerts.c.id == alert_id).values(**values))
             conn.execute(t.alert_events.insert(), {"alert_id": alert_id, "at": event.at, "kind": event.kind,
                                                    "actor": event.actor, "detail": event.detail})
+            if also is not None:
+                also(conn)
         return self.alert(alert_id)
 
     def acknowledge_alert(self, alert_id: int, by: str, at: int, note: str = "") -> Alert:
@@ -571,16 +578,16 @@ class SqlStore(EscalationStoreMixin, AccountStoreMixin, FeedStoreMixin, RecentRe
 
     def reopen_alert(self, alert_id: int, by: str, at: int, note: str = "") -> Alert:
         """resolved → open, keeping the timeline; refused if another alert of the same key is unresolved."""
+        def escalate_again(conn: Any) -> None:  # from the first step, in the same transaction
+            conn.execute(update(t.escalations).where(t.escalations.c.alert_id == alert_id)
+                         .values(done=False, step=-1, next_step_at=at, reminder_at=None))
+
         try:
-            alert = self._transition(
+            return self._transition(
                 alert_id, {AlertStatus.RESOLVED},
                 {"status": str(AlertStatus.OPEN), "resolved_at": None, "resolved_by": None, "outcome": None,
                  "acknowledged_by": None, "acknowledged_at": None},
-                AlertEvent(alert_id, at, "reopened", by, note))
-            with self.engine.begin() as conn:  # escalate again from the first step
-                conn.execute(update(t.escalations).where(t.escalations.c.alert_id == alert_id)
-                             .values(done=False, step=-1, next_step_at=at, reminder_at=None))
-            return alert
+                AlertEvent(alert_id, at, "reopened", by, note), also=escalate_again)
         except IntegrityError:
             raise AlertConflict(f"alert {alert_id} cannot be reopened: another alert for the same "
                                 "household and category is open") from None
@@ -628,7 +635,9 @@ class SqlStore(EscalationStoreMixin, AccountStoreMixin, FeedStoreMixin, RecentRe
         """Withdraw an away period (the person came back, or it was registered by mistake)."""
         with self.engine.begin() as conn:
             r = conn.execute(select(t.away_periods).where(t.away_periods.c.id == period_id)).first()
-            if r is None or r.cancelled_at is not None:
+            cancelled = conn.execute(update(t.away_periods).where(t.away_periods.c.id == period_id,
+                                                                  t.away_periods.c.cancelled_at.is_(None))
+                                     .values(cancelled_at=at)).rowcount
+            if r is None or not cancelled:  # unknown, or cancelled already (perhaps a moment ago, elsewhere)
                 raise NotFound(f"away period {period_id} not found")
-            conn.execute(update(t.away_periods).where(t.away_periods.c.id == period_id).values(cancelled_at=at))
         return replace(self._away(r), cancelled_at=at)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 
 import pytest
 from conftest import small_registry
+from sqlalchemy import event, text
 
 from shouwang.domain import Alert, AlertCategory, AlertStatus, Finding, Outcome, Reading, Rejection, Severity
+from storage import open_store
 from storage.base import AlertConflict, NotFound
 
 
@@ -105,6 +108,51 @@ def test_one_unresolved_alert_per_key_and_lifecycle(loaded):
     assert {x.id for x in loaded.unresolved_alerts()} == {again.id, device.id}
     with pytest.raises(NotFound):
         loaded.alert(10_000)
+
+
+@contextmanager
+def _elsewhere_just_before_writing(store, table: str, act):
+    """Run ``act`` once, on a second store of the same database (another process, say), just before ``store``
+    sends its first UPDATE of ``table``; yields the list ``act``'s result lands in."""
+    other = open_store(store.engine.url.render_as_string(hide_password=False))
+    done: list = []
+
+    def before(_conn, _cursor, statement: str, *_args) -> None:
+        if statement.startswith(f"UPDATE {table}") and not done:
+            done.append(act(other))
+
+    event.listen(store.engine, "before_cursor_execute", before)
+    try:
+        yield done
+    finally:
+        event.remove(store.engine, "before_cursor_execute", before)
+        other.close()
+
+
+def test_a_resolution_made_elsewhere_meanwhile_is_never_written_over(loaded):
+    """A manager resolves a case while a worker's acknowledgement of it is on its way in: the case stays resolved
+    and the acknowledgement is refused as a conflict, on both backends."""
+    a = loaded.open_alert(_finding("H2"), 500)
+    with (_elsewhere_just_before_writing(loaded, "alerts",
+                                         lambda other: other.resolve_alert(a.id, Outcome.SAFE, "manager", 600)) as done,
+          pytest.raises(AlertConflict, match="is resolved")):
+        loaded.acknowledge_alert(a.id, "worker-1", 610, "on my way")
+    got = loaded.alert(a.id)
+    assert done and (got.status, got.outcome, got.resolved_by, got.acknowledged_by) == (
+        AlertStatus.RESOLVED, Outcome.SAFE, "manager", None)
+    assert [e.kind for e in loaded.alert_events(a.id)] == ["opened", "resolved"]
+
+
+def test_an_away_period_cancelled_elsewhere_meanwhile_is_cancelled_once(loaded):
+    from shouwang.away import AwayPeriod
+
+    p = loaded.add_away(AwayPeriod("H1", 1000, 5000, "family"))
+    with (_elsewhere_just_before_writing(loaded, "away_periods", lambda other: other.cancel_away(p.id, 2500)) as done,
+          pytest.raises(NotFound)):
+        loaded.cancel_away(p.id, 2600)
+    with loaded.engine.connect() as conn:
+        stored = conn.execute(text("SELECT cancelled_at FROM away_periods WHERE id = :id"), {"id": p.id}).scalar()
+    assert done and stored == 2500
 
 
 def test_an_alert_reads_back_with_every_field_as_written(loaded):
