@@ -139,13 +139,15 @@ class Escalator:
 
     # ------------------------------------------------------------------ tick
     def tick(self, now: int, unresolved_alerts: Sequence[Alert] | None = None) -> None:
-        """Advance every active escalation that is due: next step, reminder, or SLA miss. ``unresolved_alerts``:
-        every alert still open as the caller just read it (None: read here)."""
+        """Advance every active escalation that is due: next step, reminder, or SLA miss; start one for an open alert
+        that has none. ``unresolved_alerts``: every alert of this escalator's communities still open, as the caller
+        just read it (None: read here)."""
         steps, msgs, events = [], [], []
         active = self.store.active_escalations(self.communities)
         # one query for every alert still open, not one per escalation each tick (alerts are never deleted)
         unresolved = {a.id: a for a in (self.store.unresolved_alerts() if unresolved_alerts is None
-                                        else unresolved_alerts)} if active else {}
+                                        else unresolved_alerts)}
+        self._start_missing(unresolved, active, now)
         policies: dict[str, Policy] = {}
         for esc in active:
             alert = unresolved.get(esc.alert_id)
@@ -165,6 +167,20 @@ class Escalator:
                 steps.append((new, False))
         if steps or msgs:
             self._save(steps, msgs, events, [], now)
+
+    def _start_missing(self, unresolved: dict[int, Alert], active: Sequence[Escalation], now: int) -> None:
+        """Start the escalation of each open alert that has none running: its start was lost (the process stopped
+        between opening the alert and starting it), or a tick that had read it resolved finished it as it was
+        reopened. Without this nobody would ever be told of it."""
+        running = {e.alert_id for e in active}
+        missing = [a for a in unresolved.values() if a.id not in running
+                   and (self.communities is None or self.directory.community_of(a) in self.communities)]
+        if not missing:
+            return
+        for alert in missing:
+            log.warning("alert %s is open with no escalation running; starting it now", alert.id,
+                        extra={"alert": alert.id, "household": alert.household})
+        self.start(missing, now)  # not in ``active``: the rest of this tick leaves them be
 
     def _next_step(self, esc: Escalation, alert: Alert, policy: Policy, now: int, zone: str,
                    msgs: list[Message], events: list[AlertEvent]) -> Escalation:

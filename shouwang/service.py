@@ -265,6 +265,8 @@ class Service:
             # one read of the open alerts a sweep, for clearing and escalating (with many open it cost as much as
             # the detectors); what clearing changed is read again once, announced, and a resolved one left to rest
             unresolved = self.store.unresolved_alerts()
+            if self.scope is not None:  # a shard's own
+                unresolved = [a for a in unresolved if a in self.scope]
             changed: dict[int, Alert] = {}
 
             def announce(alert_id: int, event: str) -> None:
@@ -272,7 +274,7 @@ class Service:
                 self.escalator.announce(alert, event, now)
 
             clear_gone_conditions(self.store, {d.name: d for d in self.detectors}, self.state, now, announce,
-                                  alerts=unresolved if self.scope is None else [a for a in unresolved if a in self.scope])
+                                  alerts=unresolved)
             if changed:
                 unresolved = [a for a in (changed.get(a.id, a) for a in unresolved) if a.status != AlertStatus.RESOLVED]
             self.escalator.tick(now, unresolved)

@@ -333,3 +333,52 @@ def test_an_alert_whose_start_no_calendar_holds_is_still_told_and_blocks_no_othe
     assert per_person(receiver) == {"p-son": 1, "p-vol": 1}  # one message each, about both alerts
     texts = [m["text"] for m in receiver.received]
     assert [t.count("?") for t in texts] == [1, 1], texts  # the start; nothing else in a message has one
+
+
+class Stopped(BaseException):
+    """The process stopping at a given point (BaseException: nothing in the service catches it)."""
+
+
+def test_an_alert_whose_start_was_lost_is_escalated_after_the_restart(world, receiver):
+    """The process stopped after the alert was stored and before its escalation was (two transactions): the next
+    sweep after the restart starts it, so somebody is told; it is started once, not on every sweep."""
+    make, clock, _wall = world
+    svc = make(care_registry(receiver.url))
+
+    def stop(*_args, **_kwargs):
+        raise Stopped
+
+    svc.escalator.store.save_escalation_steps = stop
+    with pytest.raises(Stopped):
+        svc.pipeline.run([inactivity()], T0)
+    (alert,) = svc.store.unresolved_alerts()
+    assert svc.store.escalation(alert.id) is None
+    svc.store.close()
+
+    svc = make(care_registry(receiver.url))
+    for minutes in (1, 2, 3):
+        clock.set(T0 + minutes * M)
+        svc.tick()
+        deliver_all(svc)
+    assert per_person(receiver) == {"p-son": 1, "p-vol": 1}
+    assert [e.kind for e in svc.store.alert_events(alert.id)].count("escalation_step") == 1
+    svc.escalator.tick(T0 + 11 * M)  # and the policy goes on from there
+    deliver_all(svc)
+    assert per_person(receiver) == {"p-son": 1, "p-vol": 2, "p-prop": 1, "p-partner": 1}
+
+
+def test_a_reopen_written_over_by_a_tick_that_had_read_the_case_resolved_escalates_again(world, receiver):
+    """A tick reads the case resolved and finishes its escalation just after a reopen reset it (another process):
+    the case is open with no escalation running, and the next tick starts it again."""
+    make, _clock, _wall = world
+    svc = make(care_registry(receiver.url))
+    (alert,) = svc.pipeline.run([inactivity()], T0)
+    deliver_all(svc)
+    svc.store.resolve_alert(alert.id, "safe", "p-vol", T0 + 5 * M)
+    stale = svc.store.unresolved_alerts()  # what the tick read: the case is resolved
+    svc.store.reopen_alert(alert.id, "p-com", T0 + 6 * M, "she was not there after all")
+    svc.escalator.tick(T0 + 6 * M, stale)  # finishes the escalation the reopen had just reset
+    assert svc.store.active_escalations() == []
+    svc.escalator.tick(T0 + 7 * M)
+    deliver_all(svc)
+    assert svc.store.escalation(alert.id).step == 0 and per_person(receiver) == {"p-son": 2, "p-vol": 2}
