@@ -9,10 +9,13 @@ from collections.abc import Callable, Collection
 from alerts.channels.base import Channel, Notification, PermanentError, RetryableError
 from alerts.notifier import RetryPolicy
 from shouwang.clock import Clock
-from shouwang.domain import AlertEvent, OutboxItem
+from shouwang.domain import AlertEvent, AlertStatus, OutboxItem
 from storage.base import NotFound, Store
 
 log = logging.getLogger(__name__)
+
+# Messages that ask a person to act on a case; one still queued when the case is closed is not sent.
+CASE_STEPS = frozenset({"opened", "escalated", "reminder", "sla"})
 
 
 class OutboxWorker:
@@ -45,6 +48,7 @@ class OutboxWorker:
         self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
         self.sent = 0
         self.failed = 0
+        self.cancelled = 0
 
     def start(self) -> None:
         requeued = self.store.requeue_interrupted(self.communities)
@@ -84,11 +88,28 @@ class OutboxWorker:
             self._channels[url] = self.make_channel(url)
         return self._channels[url]
 
+    def _case_closed(self, item: OutboxItem) -> bool:
+        """A person's call to act on cases that are all closed by now (retried, or queued before the closing)."""
+        if item.person is None or item.kind not in CASE_STEPS:
+            return False
+        try:
+            return all(self.store.alert(a).status == AlertStatus.RESOLVED for a in item.alert_ids)
+        except NotFound:
+            return False
+
     def _attempt(self, item: OutboxItem) -> None:
         assert item.id is not None
         attempts = item.attempts + 1
         now_event = int(self.event_clock.now())
         who = item.person or "watcher"
+        if self._case_closed(item):
+            self.cancelled += 1
+            log.info("not sending %s to %s: the case is closed", item.kind, who, extra={"alert": item.alert_ids[0]})
+            events = [AlertEvent(a, now_event, "not_sent", "outbox", f"{item.kind} to {who}: the case was closed first")
+                      for a in item.alert_ids]
+            self.store.finish_delivery(item.id, "cancelled", item.attempts, item.next_attempt_at, "case closed", None,
+                                       events)
+            return
         try:
             channel = self._channel(item.url)
             name = channel.name

@@ -141,9 +141,11 @@ class ServiceCollector(Collector):
         for category, n in sorted(Counter(str(a.category) for a in svc.store.unresolved_alerts()).items()):
             open_alerts.add_metric([category], n)
         yield open_alerts
-        sent = CounterMetricFamily("shouwang_notifications", "Delivery attempts that ended.", labels=["result"])
+        sent = CounterMetricFamily("shouwang_notifications", "Queued messages that ended (cancelled: the case was "
+                                   "closed before it was sent).", labels=["result"])
         sent.add_metric(["sent"], svc.outbox.sent)
         sent.add_metric(["failed"], svc.outbox.failed)
+        sent.add_metric(["cancelled"], svc.outbox.cancelled)
         yield sent
         yield GaugeMetricFamily("shouwang_escalations_active", "Escalations still running.",
                                 value=len(svc.store.active_escalations()))

@@ -246,7 +246,7 @@ outbox = Table(
     Column("title", Text, nullable=False),
     Column("text", Text, nullable=False),
     Column("data", JSON, nullable=False),
-    Column("state", String(16), nullable=False, index=True),  # pending, sending, sent, failed
+    Column("state", String(16), nullable=False, index=True),  # pending, sending, sent, failed, cancelled
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", Float, nullable=False),
     Column("deadline_at", Float, nullable=False),

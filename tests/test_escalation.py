@@ -382,3 +382,26 @@ def test_a_reopen_written_over_by_a_tick_that_had_read_the_case_resolved_escalat
     svc.escalator.tick(T0 + 7 * M)
     deliver_all(svc)
     assert svc.store.escalation(alert.id).step == 0 and per_person(receiver) == {"p-son": 2, "p-vol": 2}
+
+
+def test_a_call_to_act_still_queued_when_the_case_is_closed_is_not_sent(world, receiver):
+    """The volunteer's first channel is down, so the message waits for a retry; meanwhile the son goes round and
+    closes the case. The volunteer is not sent to a case already closed; the timeline says so. A notice that
+    activity resumed still goes out."""
+    make, _clock, wall = world
+    svc = make(care_registry(receiver.url, dead_first={"p-vol"}))
+    (alert,) = svc.pipeline.run([inactivity()], T0)
+    deliver_all(svc)
+    assert per_person(receiver) == {"p-son": 1}
+    svc.store.resolve_alert(alert.id, "safe", "p-son", T0 + 3 * M, "she was in the garden")
+    wall.set(wall.now() + 120)  # past the retry deadline: the volunteer's second channel would be next
+    deliver_all(svc)
+    assert per_person(receiver) == {"p-son": 1}
+    assert sorted((i.person, state) for i, state in svc.store.outbox_items(alert_id=alert.id)) == [
+        ("p-son", "sent"), ("p-vol", "cancelled")]
+    assert [e.detail for e in svc.store.alert_events(alert.id) if e.kind == "not_sent"] == [
+        "opened to p-vol: the case was closed first"]
+    assert svc.outbox.cancelled == 1
+    svc.escalator.announce(svc.store.alert(alert.id), "cleared", T0 + 4 * M)
+    deliver_all(svc)  # to the son (the volunteer's first channel is still down)
+    assert per_person(receiver) == {"p-son": 2} and receiver.received[-1]["event"] == "cleared"

@@ -240,6 +240,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "ev_notified": ("已通知", "notified"),
     "ev_notify_failed": ("通知失败", "notification failed"),
     "ev_undeliverable": ("无法送达", "undeliverable"),
+    "ev_not_sent": ("已办结，未发送", "not sent: case closed"),
     "ev_escalation_step": ("升级", "escalated"),
     "ev_reminder": ("提醒", "reminder"),
     "ev_acknowledged": ("确认前往", "on the way"),
