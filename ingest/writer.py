@@ -170,7 +170,11 @@ class BatchWriter:
         statuses: list[GatewayStatus] = [p.result.status for p in batch if p.result.status is not None]
         if self.gate is not None:
             self.gate()  # back-pressure: nothing is acknowledged, so the broker holds the rest meanwhile
-        self._durably(lambda: self._store_all(readings, rejections, statuses))
+        # each write retried on its own: a retry never stores (and counts, and feeds) the readings again
+        self._durably(lambda: self._store_readings(readings))
+        self._durably(lambda: self.store.add_rejections(rejections))
+        for s in statuses:
+            self._durably(lambda s=s: self.store.set_gateway_status(s))
         self.stats.add("messages", len(batch))
         self.stats.add("duplicates", sum(p.result.duplicates for p in batch))
         for rej in rejections:
@@ -227,13 +231,10 @@ class BatchWriter:
             self.stats.add("readings_folded", folded)
         return folded
 
-    def _store_all(self, readings: list[Reading], rejections: list[Rejection], statuses: list[GatewayStatus]) -> None:
+    def _store_readings(self, readings: list[Reading]) -> None:
         new = self.store.write_readings(readings)
         self.stats.add("readings_stored", new)
         self.stats.add("readings_accepted", len(readings))
-        self.store.add_rejections(rejections)
-        for s in statuses:
-            self.store.set_gateway_status(s)
 
     def _durably(self, write: Callable[[], None]) -> None:
         delay = 0.1

@@ -112,6 +112,22 @@ def _sqlite_wal(cur: Any, pause: Callable[[float], None] = time.sleep) -> None:
             pause(0.005)
 
 
+def _text(value: str, limit: int | None = None) -> str:
+    """Text any backend stores: NUL (which PostgreSQL refuses) as U+FFFD, cut to ``limit`` characters."""
+    value = value.replace("\x00", "\ufffd")
+    return value if limit is None or len(value) <= limit else value[:limit - 1] + "…"
+
+
+def _rejection_row(r: Rejection) -> dict:
+    """A rejection as a row every backend takes, whatever the gateway sent: a refused message must never block the
+    batch beside it (the writer retries a failed write until it succeeds). A meter id that does not fit is left out
+    (the kept payload has it)."""
+    topic_limit, meter_limit = t.rejections.c.topic.type.length, t.rejections.c.meter.type.length
+    meter = r.meter if r.meter and len(r.meter) <= meter_limit and "\x00" not in r.meter else None
+    return {"received_at": r.received_at, "topic": _text(r.topic, topic_limit), "reason": r.reason,
+            "detail": _text(r.detail), "payload": _text(r.payload), "meter": meter}
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     _sqlite_wal(cur)
@@ -438,8 +454,7 @@ class SqlStore(EscalationStoreMixin, AccountStoreMixin, FeedStoreMixin, RecentRe
     def add_rejections(self, rejections: Sequence[Rejection]) -> None:
         if not rejections:
             return
-        rows = [{"received_at": r.received_at, "topic": r.topic, "reason": r.reason, "detail": r.detail,
-                 "payload": r.payload, "meter": r.meter} for r in rejections]
+        rows = [_rejection_row(r) for r in rejections]
         with self.engine.begin() as conn:
             conn.execute(t.rejections.insert(), rows)
 
