@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from enum import StrEnum
@@ -72,11 +74,19 @@ class ReadingIn(BaseModel):
 
 
 def decode_json(payload: bytes) -> Any:
-    """Parse a payload as JSON or raise ProtocolError(bad_json)."""
+    """Parse a payload as JSON or raise ProtocolError(bad_json).
+
+    orjson refuses a whole payload for one number no double holds (1e400) or for NaN / Infinity (which some
+    encoders write); the standard parser reads those as non-finite floats, so only the readings that carry one
+    are refused (invalid_field, bad_timestamp) and their neighbours are kept.
+    """
     try:
         return orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
-        raise ProtocolError(Reason.BAD_JSON, f"not valid UTF-8 JSON: {exc}") from None
+        try:
+            return json.loads(payload.decode("utf-8"))
+        except (ValueError, RecursionError):
+            raise ProtocolError(Reason.BAD_JSON, f"not valid UTF-8 JSON: {exc}") from None
 
 
 def split_batch(data: Any) -> list[Any]:
@@ -106,6 +116,7 @@ def parse_reading(raw: Any) -> ReadingIn:
 
 
 _KINDS = frozenset(str(k) for k in MeterKind)
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")  # what RFC 3339 and 'YYYY-MM-DD HH:MM:SS' start with
 
 
 def reading_fields(raw: Any) -> tuple[str, str, int | float | str, int | float]:
@@ -134,12 +145,17 @@ def parse_ts(ts: float | str, zone: tzinfo) -> int:
             raise ProtocolError(Reason.BAD_TIMESTAMP, f"epoch seconds {ts} out of range")
         return int(ts)
     try:
+        if not _DATE_TIME.match(ts):  # fromisoformat also takes a date alone, or a week date
+            raise ValueError
         dt = datetime.fromisoformat(ts)
-    except ValueError:
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=zone)
+        out = int(dt.timestamp())
+    except (ValueError, OverflowError):
         raise ProtocolError(Reason.BAD_TIMESTAMP, f"{ts!r} is not RFC 3339 or 'YYYY-MM-DD HH:MM:SS'") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=zone)
-    return int(dt.timestamp())
+    if not 0 <= out < 1e11:
+        raise ProtocolError(Reason.BAD_TIMESTAMP, f"{ts!r} is out of range (before 1970 or after 5138)")
+    return out
 
 
 def parse_status(payload: bytes) -> bool:

@@ -38,6 +38,15 @@ def r(meter="H1-W", kind="water", ts=NOW - 60, value=1.5, **extra):
     (T, json.dumps(r(value=-0.5)).encode(), "negative_value"),
     (T, json.dumps(r(ts="yesterday")).encode(), "bad_timestamp"),
     (T, json.dumps(r(ts=-5)).encode(), "bad_timestamp"),
+    (T, json.dumps(r(ts="1969-12-31T23:59:59Z")).encode(), "bad_timestamp"),  # a string before 1970, as a number is
+    (T, json.dumps(r(ts="0001-01-01T00:00:00+14:00")).encode(), "bad_timestamp"),
+    (T, json.dumps(r(ts="9999-12-31T23:59:59-14:00")).encode(), "bad_timestamp"),
+    (T, json.dumps(r(ts="2026-11-21")).encode(), "bad_timestamp"),  # a date alone: Python reads it, the protocol not
+    (T, json.dumps(r(ts="2026-W47-6")).encode(), "bad_timestamp"),
+    (T, b'{"meter": "H1-W", "kind": "water", "ts": 1795299940, "value": NaN}', "invalid_field"),
+    (T, b'{"meter": "H1-W", "kind": "water", "ts": 1795299940, "value": 1e400}', "invalid_field"),
+    (T, b'{"meter": "H1-W", "kind": "water", "ts": Infinity, "value": 1.5}', "bad_timestamp"),
+    (T, '{"meter": "H1-W", "kind": "water", "ts": 1795299940, "value": 1}'.encode("utf-16"), "bad_json"),
     (T, json.dumps(r(ts=NOW + 3600)).encode(), "future_timestamp"),
     (T, json.dumps(r(meter="H9-W")).encode(), "unknown_meter"),
     (T, json.dumps(r(meter="H3-W")).encode(), "wrong_gateway"),
@@ -61,6 +70,17 @@ def test_good_readings_in_a_batch_survive_bad_neighbours(handler):
     result = handler.handle(T, json.dumps(batch).encode(), NOW)
     assert sorted((x.meter, x.value) for x in result.readings) == [("H1-W", 1.0), ("H1-W", 1.2), ("H2-E", 10.0)]
     assert sorted(x.reason for x in result.rejections) == ["invalid_field", "register_backwards", "unknown_meter"]
+
+
+def test_one_number_no_double_holds_loses_only_its_reading(handler):
+    """orjson refuses a whole payload for 1e400 or NaN (Python's json module writes NaN by default)."""
+    payload = (b'{"readings": [{"meter": "H1-W", "kind": "water", "ts": 1795299000, "value": 1.0},'
+               b' {"meter": "H1-E", "kind": "electricity", "ts": 1795299000, "value": NaN},'
+               b' {"meter": "H2-W", "kind": "water", "ts": 1795299000, "value": 1e400},'
+               b' {"meter": "H2-E", "kind": "electricity", "ts": 1795299000, "value": 3.0}]}')
+    result = handler.handle(T, payload, NOW)
+    assert [(x.meter, x.value) for x in result.readings] == [("H1-W", 1.0), ("H2-E", 3.0)]
+    assert [(x.reason, x.meter) for x in result.rejections] == [("invalid_field", "H1-E"), ("invalid_field", "H2-W")]
 
 
 def test_time_zones_naive_local_offset_and_epoch(handler):
