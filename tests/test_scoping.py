@@ -214,6 +214,21 @@ def test_manager_sees_own_community_only(app, world):
         assert [p["id"] for p in c.get("/api/people").json()] == ["P-F3"]
 
 
+def test_a_manager_cannot_bring_another_communitys_person_into_their_care_network(app, world):
+    """Naming B's volunteer on A's household would put P-B (phone, channels) in the manager's scope, to read and
+    to re-point; refused in the words an unknown person gets. A person of no household yet may be named."""
+    store, _ = world
+    with _client(app, "manager") as c:
+        r = c.put("/api/households/H001/care", json={"volunteer": "P-B"})
+        assert r.status_code == 422 and r.json()["detail"] == c.put(
+            "/api/households/H001/care", json={"volunteer": "P-NOBODY"}).json()["detail"].replace("P-NOBODY", "P-B")
+        assert c.put("/api/people/P-B", json={"name": "x", "role": "volunteer"}).status_code == 404
+        assert c.put("/api/people/P-NEW", json={"name": "New", "role": "volunteer"}).status_code == 200
+        assert c.put("/api/households/H001/care", json={"volunteer": "P-NEW"}).json()["volunteer"] == "P-NEW"
+    assert [a.person for a in store.assignments(household="H010")] == ["P-B"]
+    assert store.person("P-B").name == "B volunteer"
+
+
 def test_worker_sees_their_grid_and_alerts_sent_to_them(app, world):
     store, ids = world
     with _client(app, "worker") as c:

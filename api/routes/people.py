@@ -75,14 +75,20 @@ def get_care(household_id: str, store: StoreDep, scope: ReadScope) -> CarePublic
 
 @router.put("/households/{household_id}/care", response_model=CarePublic, responses=NOT_FOUND)
 def put_care(household_id: str, body: CareUpdate, store: StoreDep, scope: ManageScope) -> CarePublic:
-    """Replace the household's family, volunteer and team; every person must exist."""
+    """Replace the household's family, volunteer and team; every person must exist, and be of the communities in
+    scope or of none yet (just created)."""
     household = visible_household(store, scope, household_id)
     wanted = [(Target.FAMILY, p) for p in body.family] + [(Target.TEAM, p) for p in body.team]
     if body.volunteer:
         wanted.append((Target.VOLUNTEER, body.volunteer))
+    visible = _people_in_scope(store, scope)
+    assigned = None if visible is None else {a.person for a in store.assignments()}
     for _, pid in wanted:
         try:
             store.person(pid)
+            # another community's person stays theirs: naming them here would bring them (phone, channels) in scope
+            if visible is not None and pid not in visible and pid in assigned:
+                raise NotFound(pid)
         except NotFound:
             raise HTTPException(422, f"person {pid!r} does not exist; create it with PUT /api/people/{pid}") from None
     store.set_household_care(household.id, [Assignment(t, p, household=household.id) for t, p in wanted])
