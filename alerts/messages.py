@@ -44,11 +44,11 @@ def language(code: str | None) -> str:
     return code if code in CATEGORY else "zh"
 
 
-def local_time(ts: int, zone: str) -> str:
+def local_time(ts: int, zone: str, fmt: str = "%m-%d %H:%M") -> str:
     """A timestamp as local wall time in the community's zone; "?" for one no calendar holds (a message about an
-    alert must still go out, and a sweep's other alerts with it)."""
+    alert must still go out, and a sweep's other alerts with it; a page must still show)."""
     try:
-        return datetime.fromtimestamp(ts, ZoneInfo(zone)).strftime("%m-%d %H:%M")
+        return datetime.fromtimestamp(ts, ZoneInfo(zone)).strftime(fmt)
     except (OverflowError, OSError, ValueError):
         log.warning("timestamp %r is out of range; shown as ?", ts)
         return "?"

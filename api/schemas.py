@@ -7,15 +7,29 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 from shouwang.domain import AlertCategory, AlertStatus, MeterKind, Outcome, Role, Severity
 
+_EARLIEST, _LATEST = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC, microsecond=0)
+
 
 def _from_epoch(value: Any) -> Any:
-    """Read stored epoch seconds as an aware UTC datetime; leave anything else to pydantic."""
+    """Read stored epoch seconds as an aware UTC datetime (one no calendar holds, stored before the API refused
+    such times, as the first or last second one holds); leave anything else to pydantic."""
     if isinstance(value, int) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, UTC)
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):
+            return _EARLIEST if value < 0 else _LATEST
     return value
 
 
@@ -34,6 +48,23 @@ UtcTime = Annotated[datetime, BeforeValidator(_from_epoch)]
 
 QueryTime = Annotated[AwareDatetime, BeforeValidator(_restore_plus)]
 """A time given in a query: RFC 3339 with an offset (e.g. 2026-11-22T08:00:00+08:00 or ...Z)."""
+
+
+FIRST_YEAR, LAST_YEAR = 1970, 2200  # the years a time given to keep (an absence, an expected return) may lie in
+
+
+def _in_years(value: datetime) -> datetime:
+    try:
+        year = value.astimezone(UTC).year
+    except OverflowError:  # 9999-12-31T23:59:59-14:00 is in the year 10000 in UTC
+        year = None
+    if year is None or not FIRST_YEAR <= year <= LAST_YEAR:
+        raise ValueError(f"must lie between the years {FIRST_YEAR} and {LAST_YEAR}")
+    return value
+
+
+BodyTime = Annotated[AwareDatetime, AfterValidator(_in_years)]
+"""A time given to be stored: RFC 3339 with an offset, within years every page and time zone can show."""
 
 
 def epoch(t: datetime | None) -> int | None:
@@ -163,7 +194,7 @@ class AlertResolve(BaseModel):
     outcome: ResolutionOutcome  # type: ignore[valid-type]
     by: Actor | None = Field(None, description="Who resolves: defaults to the logged-in user; only a manager or administrator may name someone else (e.g. an integration acting for a worker).")
     note: Note = ""
-    expected_return: AwareDatetime | None = Field(
+    expected_return: BodyTime | None = Field(
         None, description="With outcome `away`: when the resident is expected back (else: until activity).")
 
 
@@ -212,8 +243,8 @@ class AwayCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     household: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    start: AwareDatetime | None = Field(None, description="Default: now.")
-    end: AwareDatetime | None = Field(None, description="Expected return; leave out for 'until activity'.")
+    start: BodyTime | None = Field(None, description="Default: now.")
+    end: BodyTime | None = Field(None, description="Expected return; leave out for 'until activity'.")
     source: AwaySource = AwaySource.FAMILY
     note: Note = ""
 

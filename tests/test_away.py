@@ -118,3 +118,25 @@ def test_restart_keeps_learned_routines_through_the_snapshot(store, tmp_path):
     restored = Service(Settings(state_snapshot=snapshot), store, small_registry(), ManualClock(end), watchers=[])
     assert learning_status(restored.state, "H1") == learned
     assert restored.state.summary("H1") == first.state.summary("H1")
+
+
+@pytest.mark.parametrize("start,end", [
+    (None, "9999-12-31T23:59:59Z"),  # year 10000 in the community's zone: no page could show it
+    (None, "9999-12-31T23:59:59-14:00"),
+    ("0001-01-01T00:00:00+14:00", None),
+    (None, "2201-01-01T00:00:00Z"),
+])
+def test_an_absence_no_page_could_show_is_refused_before_it_is_stored(api, service, start, end):
+    r = api.post("/api/away", json={"household": "H1", "start": start, "end": end})
+    assert r.status_code == 422 and "between the years 1970 and 2200" in r.text
+    assert service.store.away_periods() == []
+
+
+def test_a_stored_time_no_calendar_holds_is_shown_as_unknown_not_a_failed_page(service, api):
+    """Stored before the API refused such times (or by another tool): every page and list still answers."""
+    from shouwang.away import AwayPeriod
+
+    service.store.add_away(AwayPeriod("H1", DAY0, 253_402_351_199, "family"))  # 10000-01-01 in UTC
+    assert api.get("/dashboard").status_code == 200
+    page = api.get("/dashboard/households/H1")
+    assert page.status_code == 200 and "?" in page.text

@@ -182,7 +182,8 @@ def test_bad_input_gets_a_message_and_changes_nothing(world):
     cases = [({"outcome": ""}, "请选择一个结果"), ({"outcome": "device_recovered"}, "请选择一个结果"),
              ({"outcome": "exploded"}, "请选择一个结果"), ({"outcome": "safe", "note": "x" * 2001}, "备注最长"),
              ({"outcome": "away", "expected_return": "next tuesday"}, "日期格式不对"),
-             ({"outcome": "away", "expected_return": "2020-01-01"}, "日期必须在今天之后")]
+             ({"outcome": "away", "expected_return": "2020-01-01"}, "日期必须在今天之后"),
+             ({"outcome": "away", "expected_return": "9999-12-31"}, "日期格式不对")]  # no next day to end it at
     for data, message in cases:
         r = client.post(f"/m/alerts/{alert_id}/resolve", data={"csrf": csrf, **data})
         assert r.status_code == 422 and message in r.text, (data, r.status_code)
@@ -193,8 +194,9 @@ def test_bad_input_gets_a_message_and_changes_nothing(world):
     assert r.status_code == 403  # workers may not tier a case
     r = client.post("/language", data={"csrf": csrf, "language": "fr"})
     assert r.status_code == 422
-    r = client.post("/dashboard/households/H001/away", data={"csrf": csrf, "end": "31/12/2026"})
-    assert r.status_code == 422 and "日期格式不对" in r.text
+    for end in ("31/12/2026", "9999-12-31"):
+        r = client.post("/dashboard/households/H001/away", data={"csrf": csrf, "end": end})
+        assert r.status_code == 422 and "日期格式不对" in r.text
     assert world.store.away_periods("H001") == []
     r = client.get("/m/alerts/not-a-number")
     assert r.status_code == 422 and "请求有误" in r.text

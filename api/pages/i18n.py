@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from alerts import messages
 from shouwang.domain import Alert, AlertCategory
@@ -295,12 +293,11 @@ class Translator:
         """Local wall time in the community's zone."""
         if ts is None:
             return self("never")
-        fmt = "%Y-%m-%d %H:%M" if with_year else "%m-%d %H:%M"
-        return datetime.fromtimestamp(int(ts), ZoneInfo(zone)).strftime(fmt)
+        return messages.local_time(int(ts), zone, "%Y-%m-%d %H:%M" if with_year else "%m-%d %H:%M")
 
     def date(self, ts: float | None, zone: str) -> str:
         """Local date."""
-        return "" if ts is None else datetime.fromtimestamp(int(ts), ZoneInfo(zone)).strftime("%Y-%m-%d")
+        return "" if ts is None else messages.local_time(int(ts), zone, "%Y-%m-%d")
 
     def duration(self, seconds: float | None) -> str:
         """A length of time, rounded to what matters."""

@@ -20,7 +20,7 @@ from api.auth import ActScope, ManageScope, Principal, PrincipalDep, ReadScope, 
 from api.deps import NowDep, StoreDep
 from api.pages.common import alert_view, is_open, open_alerts, zones
 from api.pages.render import redirect, render, safe_next
-from api.schemas import AlertResolve, DeliveryPublic, ResolutionOutcome
+from api.schemas import FIRST_YEAR, LAST_YEAR, AlertResolve, DeliveryPublic, ResolutionOutcome
 from api.views import visible_alert
 from shouwang.domain import AlertStatus, Outcome
 from storage import AlertConflict, Store
@@ -124,6 +124,8 @@ def _expected_return(value: str, zone: str, now: int) -> int | None:
     if not value.strip():
         return None
     day = date.fromisoformat(value.strip())
+    if not FIRST_YEAR <= day.year < LAST_YEAR:
+        raise ValueError("bad_date")
     end = int(datetime.combine(day + timedelta(days=1), time(), ZoneInfo(zone)).timestamp())
     if end <= now + 1:
         raise ValueError("date_in_past")
