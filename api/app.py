@@ -8,6 +8,7 @@ from collections.abc import Callable
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from sqlalchemy.exc import DataError
 
 import shouwang
 from api.audit import install_audit
@@ -49,6 +50,14 @@ async def _conflict(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=409)
 
 
+async def _unstorable(request: Request, exc: Exception) -> JSONResponse:
+    """A value the database refuses (a NUL character, a number out of range, text too long): the request's fault."""
+    log.info("%s %s: the database refused a value (%s)", request.method, request.url.path,
+             type(getattr(exc, "orig", exc)).__name__)
+    return JSONResponse({"detail": "a value in the request cannot be stored or looked up (a NUL character, a "
+                                   "number out of range, or text too long)"}, status_code=422)
+
+
 def create_app(
     store: Store,
     state: HouseholdState,
@@ -79,6 +88,7 @@ def create_app(
     app.state.login_throttle = LoginThrottle()
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(AlertConflict, _conflict)
+    app.add_exception_handler(DataError, _unstorable)
     app.add_exception_handler(AccountConflict, _conflict)
     for module in (auth, users, tokens, audit, households, meters, alerts, away, people, rejections,
                    health_routes, ack, metrics, reports):

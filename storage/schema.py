@@ -309,3 +309,15 @@ audit_log = Table(
     Column("household", String(64), nullable=True, index=True),
     Column("ip", String(64), nullable=False, default=""),
 )
+
+
+def fits(column: Column, key: object) -> bool:
+    """Whether ``key`` is a value ``column`` can hold: an integer in its range, text within its length and free of
+    NUL (which PostgreSQL refuses in text)."""
+    if isinstance(key, int):
+        bits = 63 if isinstance(column.type, BigInteger) else 31
+        return -(2 ** bits) <= key < 2 ** bits
+    if isinstance(key, str):
+        length = getattr(column.type, "length", None)
+        return "\x00" not in key and (length is None or len(key) <= length)
+    return True

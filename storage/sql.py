@@ -122,9 +122,8 @@ def _rejection_row(r: Rejection) -> dict:
     """A rejection as a row every backend takes, whatever the gateway sent: a refused message must never block the
     batch beside it (the writer retries a failed write until it succeeds). A meter id that does not fit is left out
     (the kept payload has it)."""
-    topic_limit, meter_limit = t.rejections.c.topic.type.length, t.rejections.c.meter.type.length
-    meter = r.meter if r.meter and len(r.meter) <= meter_limit and "\x00" not in r.meter else None
-    return {"received_at": r.received_at, "topic": _text(r.topic, topic_limit), "reason": r.reason,
+    meter = r.meter if r.meter and t.fits(t.rejections.c.meter, r.meter) else None
+    return {"received_at": r.received_at, "topic": _text(r.topic, t.rejections.c.topic.type.length), "reason": r.reason,
             "detail": _text(r.detail), "payload": _text(r.payload), "meter": meter}
 
 
@@ -233,6 +232,8 @@ class SqlStore(EscalationStoreMixin, AccountStoreMixin, FeedStoreMixin, RecentRe
 
     def _by_id(self, table: Any, key: str | int, noun: str) -> Any:
         """The row of ``table`` whose id is ``key``; NotFound names it as ``noun`` when there is none."""
+        if not t.fits(table.c.id, key):  # no row can have it (and PostgreSQL would refuse the query)
+            raise NotFound(f"{noun} {key!r} not found")
         with self.engine.connect() as conn:
             r = conn.execute(select(table).where(table.c.id == key)).first()
         if r is None:

@@ -58,6 +58,8 @@ class AccountStoreMixin:
 
     def user(self, user_id: str) -> User:
         """One account, or NotFound."""
+        if not t.fits(t.users.c.id, user_id):
+            raise NotFound(f"user {user_id!r} not found")
         with self.engine.connect() as conn:
             row = conn.execute(select(t.users).where(t.users.c.id == user_id)).first()
         if row is None:

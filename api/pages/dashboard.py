@@ -233,14 +233,13 @@ def dashboard_alert(alert_id: int, request: Request, store: StoreDep, scope: Rea
 def reports_page(request: Request, store: StoreDep, scope: ManageScope, principal: PrincipalDep, now: NowDep,
                  months: Annotated[str, Query(max_length=10)] = "12") -> Response:
     """Community figures the seed reports use, by month and by grid (GET /api/reports/communities)."""
-    error = None
-    if not months.isdigit() or not 1 <= int(months) <= 36:
-        error, months = "bad_request", "12"
-    since = months_ago(now, int(months))
-    rows = figures(gather_cases(store, scope.communities, since), now)
+    count = _whole(months, 1, 36)  # ("²".isdigit() holds, and int("²") fails)
+    error = None if count is not None else "bad_request"
+    count = count or 12
+    rows = figures(gather_cases(store, scope.communities, months_ago(now, count)), now)
     names = {c.id: c.name or c.id for c in store.communities()}
     return render(request, "reports.html", principal, status=422 if error else 200, rows=rows, community_names=names,
-                  months=int(months), error=error)
+                  months=count, error=error)
 
 
 def months_ago(now: int, months: int, zone: str = DEFAULT_ZONE) -> int:
