@@ -16,6 +16,9 @@ from storage.base import AlertConflict, Store
 log = logging.getLogger(__name__)
 
 
+DEVICE_BACK = "device reporting again"
+
+
 def clear_gone_conditions(
     store: Store,
     detectors: Mapping[str, Detector],
@@ -23,27 +26,35 @@ def clear_gone_conditions(
     now: int,
     on_change: Callable[[int, str], None] | None = None,
     alerts: Iterable[Alert] | None = None,
+    announce: Callable[[Alert, str], None] | None = None,
 ) -> list[int]:
     """Resolve device alerts whose device is back; mark welfare alerts cleared (a person still closes them).
 
     Welfare cases stay open after activity resumes because every case is closed with an outcome by
     someone who checked; the `cleared_at` time tells them the meters moved again. ``alerts``: the unresolved
-    alerts to look at (a shard's), every unresolved one by default.
+    alerts to look at (a shard's), every unresolved one by default. ``announce`` queues the notice of the change
+    (the alert as it will be) before the change is written: a process stopping in between announces it again at the
+    next sweep, where the other order would never announce it. ``on_change`` is called after each change.
     """
     changed = []
     for alert in store.unresolved_alerts() if alerts is None else alerts:
         detector = detectors.get(alert.detector)
         if detector is None or alert.cleared_at is not None or not detector.cleared(alert, state, now):
             continue
+        if alert.category == AlertCategory.DEVICE:
+            event, after = "resolved", replace(alert, status=AlertStatus.RESOLVED, resolved_by="shouwang",
+                                               resolved_at=now, outcome=Outcome.DEVICE_RECOVERED, note=DEVICE_BACK)
+        else:
+            event, after = "cleared", replace(alert, cleared_at=now)
+        if announce:
+            announce(after, event)
         try:
             if alert.category == AlertCategory.DEVICE:
-                store.resolve_alert(alert.id, Outcome.DEVICE_RECOVERED, "shouwang", now, "device reporting again")
-                event = "resolved"
+                store.resolve_alert(alert.id, Outcome.DEVICE_RECOVERED, "shouwang", now, DEVICE_BACK)
             else:
                 store.clear_alert(alert.id, now)
-                event = "cleared"
         except AlertConflict:
-            continue  # a person changed it meanwhile
+            continue  # a person changed it meanwhile (what was announced is still so: the meters moved again)
         log.info("alert %s %s", alert.id, event, extra={"alert": alert.id, "household": alert.household})
         changed.append(alert.id)
         if on_change:

@@ -263,18 +263,17 @@ class Service:
             if opened:
                 self.outbox.wake()  # their first messages are in the outbox: send them now, not after the sweep
             # one read of the open alerts a sweep, for clearing and escalating (with many open it cost as much as
-            # the detectors); what clearing changed is read again once, announced, and a resolved one left to rest
+            # the detectors); what clearing changed is read again once, and a resolved one left to rest
             unresolved = self.store.unresolved_alerts()
             if self.scope is not None:  # a shard's own
                 unresolved = [a for a in unresolved if a in self.scope]
             changed: dict[int, Alert] = {}
 
-            def announce(alert_id: int, event: str) -> None:
-                changed[alert_id] = alert = self.store.alert(alert_id)
-                self.escalator.announce(alert, event, now)
+            def reread(alert_id: int, _event: str) -> None:
+                changed[alert_id] = self.store.alert(alert_id)
 
-            clear_gone_conditions(self.store, {d.name: d for d in self.detectors}, self.state, now, announce,
-                                  alerts=unresolved)
+            clear_gone_conditions(self.store, {d.name: d for d in self.detectors}, self.state, now, reread,
+                                  alerts=unresolved, announce=lambda alert, event: self.escalator.announce(alert, event, now))
             if changed:
                 unresolved = [a for a in (changed.get(a.id, a) for a in unresolved) if a.status != AlertStatus.RESOLVED]
             self.escalator.tick(now, unresolved)

@@ -405,3 +405,46 @@ def test_a_call_to_act_still_queued_when_the_case_is_closed_is_not_sent(world, r
     svc.escalator.announce(svc.store.alert(alert.id), "cleared", T0 + 4 * M)
     deliver_all(svc)  # to the son (the volunteer's first channel is still down)
     assert per_person(receiver) == {"p-son": 2} and receiver.received[-1]["event"] == "cleared"
+
+
+def test_a_stop_between_noticing_activity_and_recording_it_still_tells_those_already_told(tmp_path, receiver):
+    """The sweep sees the meters move again, queues the "activity resumed" notice, marks the case cleared, and the
+    process stops: the notice goes out after the restart. Queued after the mark, it was lost: the case no longer
+    looked in need of clearing."""
+    from detectors.presets import PRESETS
+    from shouwang.domain import Reading
+
+    clock = ManualClock(T0)
+    db = f"sqlite:///{tmp_path}/stop.db"
+
+    def start() -> Service:
+        return Service(Settings(notify_deadline_s=60), open_store(db), care_registry(receiver.url), clock,
+                       watchers=[], detectors=[PRESETS["no-change-48h"]()], wall=ManualClock(1000.0))
+
+    svc = start()
+    (alert,) = svc.pipeline.run([inactivity()], T0)
+    deliver_all(svc)
+    assert per_person(receiver) == {"p-son": 1, "p-vol": 1}
+    moved = [Reading("H1-W", T0 + 60, 1.0), Reading("H1-W", T0 + 120, 1.05)]
+    svc.store.write_readings(moved)
+    svc.state.apply(moved)
+
+    clear = svc.store.clear_alert
+
+    def clear_then_stop(*args):
+        clear(*args)
+        raise Stopped
+
+    svc.store.clear_alert = clear_then_stop
+    with pytest.raises(Stopped):
+        svc.tick(T0 + 180)
+    svc.store.close()
+
+    svc = start()
+    clock.set(T0 + 240)
+    svc.tick()
+    deliver_all(svc)
+    assert svc.store.alert(alert.id).cleared_at == T0 + 180
+    cleared = Counter(p.rsplit("/", 1)[1] for p, body in zip(receiver.paths, receiver.received, strict=True)
+                      if body["event"] == "cleared")
+    assert cleared == {"p-son": 1, "p-vol": 1}
