@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from alerts import messages
@@ -21,7 +21,7 @@ from shouwang.domain import (
     Person,
     Target,
 )
-from storage.base import NotFound, Store
+from storage.base import NotFound, StaleEscalation, Store
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +119,9 @@ class Escalator:
         return None if d is None else d.after(start, zone)
 
     # ------------------------------------------------------------------ start
-    def start(self, alerts: Sequence[Alert], now: int) -> None:
-        """Carry out step 1 of each new alert's policy and tell the watchers."""
+    def start(self, alerts: Sequence[Alert], now: int, stored: Mapping[int, Escalation] | None = None) -> None:
+        """Carry out step 1 of each new alert's policy and tell the watchers. ``stored``: escalations already
+        stored for some of them (finished ones, to start over), written over at the version read."""
         steps, msgs, events, watch = [], [], [], []
         policies: dict[str, Policy] = {}
         for alert in alerts:
@@ -132,7 +133,8 @@ class Escalator:
             steps.append((Escalation(
                 alert.id, community, 0, self._after(policy.steps[0].wait, now, zone),
                 sla_at=self._after(policy.sla.ordinary, alert.opened_at, zone) if policy.sla_escalates_to else None,
-                notified=tuple(p.id for p in people)), False))
+                notified=tuple(p.id for p in people),
+                version=stored[alert.id].version if stored and alert.id in stored else 0), False))
             events.append(self._step_event(alert.id, now, 1, policy.steps[0].notify, people))
             watch.append((alert, "opened"))
         self._save(steps, msgs, events, watch, now)
@@ -166,7 +168,10 @@ class Escalator:
             if new != esc:
                 steps.append((new, False))
         if steps or msgs:
-            self._save(steps, msgs, events, [], now)
+            try:
+                self._save(steps, msgs, events, [], now)
+            except StaleEscalation as exc:  # nothing of this tick's steps was written or sent
+                log.info("%s; the next tick takes it up", exc)
 
     def _start_missing(self, unresolved: dict[int, Alert], active: Sequence[Escalation], now: int) -> None:
         """Start the escalation of each open alert that has none running: its start was lost (the process stopped
@@ -177,10 +182,13 @@ class Escalator:
                    and (self.communities is None or self.directory.community_of(a) in self.communities)]
         if not missing:
             return
+        stored = {}
         for alert in missing:
             log.warning("alert %s is open with no escalation running; starting it now", alert.id,
                         extra={"alert": alert.id, "household": alert.household})
-        self.start(missing, now)  # not in ``active``: the rest of this tick leaves them be
+            if (esc := self.store.escalation(alert.id)) is not None:
+                stored[alert.id] = esc
+        self.start(missing, now, stored)  # not in ``active``: the rest of this tick leaves them be
 
     def _next_step(self, esc: Escalation, alert: Alert, policy: Policy, now: int, zone: str,
                    msgs: list[Message], events: list[AlertEvent]) -> Escalation:

@@ -84,6 +84,7 @@ def set_tier(store: Store, alert: Alert, tier: str, by: str, now: int, note: str
     policy = load_policy(data, f"community {esc.community}") if data else DEFAULT_POLICY
     zone = next((c.timezone for c in store.communities() if c.id == esc.community), "Asia/Shanghai")
     allowance = policy.sla.hard if tier == "hard" else policy.sla.ordinary
-    new = replace(esc, tier=tier, sla_level=0, sla_at=allowance.after(alert.opened_at, zone)
-                  if policy.sla_escalates_to else None)
-    store.save_escalation_steps([(new, False)], [], [AlertEvent(alert.id, now, "tier", by, f"{tier}: {note}".rstrip(": "))])
+    # one UPDATE of the tier and its deadline only: a step the escalation takes meanwhile is neither undone nor
+    # repeated, and the tick's next write, made over an older version, is dropped rather than undoing this
+    store.set_escalation_tier(alert.id, tier, allowance.after(alert.opened_at, zone) if policy.sla_escalates_to
+                              else None, AlertEvent(alert.id, now, "tier", by, f"{tier}: {note}".rstrip(": ")))

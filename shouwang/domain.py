@@ -259,6 +259,7 @@ class Escalation:
     sla_level: int = 0
     tier: str = "ordinary"
     notified: tuple[str, ...] = ()  # people notified so far
+    version: int = 0  # of the stored row this was read from (a write over a newer one is refused)
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,10 @@ class AlertConflict(ValueError):
     """The requested lifecycle change is not allowed from the alert's current status."""
 
 
+class StaleEscalation(AlertConflict):
+    """An escalation changed (a reopen, a tier set) after it was read: the write based on the old row is dropped."""
+
+
 class AccountConflict(ValueError):
     """An account with that id already exists."""
 
@@ -118,6 +122,7 @@ class Store(Protocol):
     def save_escalation_steps(
         self, steps: Sequence[tuple[Escalation, bool]], items: Sequence[OutboxItem], events: Sequence[AlertEvent]
     ) -> None: ...
+    def set_escalation_tier(self, alert_id: int, tier: str, sla_at: int | None, event: AlertEvent) -> None: ...
     def escalation(self, alert_id: int) -> Escalation | None: ...
     def active_escalations(self, communities: Collection[str] | None = None) -> list[Escalation]: ...
     def claim_due(self, now: float, limit: int = 50, communities: Collection[str] | None = None) -> list[OutboxItem]: ...

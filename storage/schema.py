@@ -230,6 +230,8 @@ escalations = Table(
     Column("tier", String(16), nullable=False, default="ordinary"),
     Column("notified", JSON, nullable=False),
     Column("done", Boolean, nullable=False, default=False),
+    # bumped by every write: a tick writes a step only over the row it read (a reopen or a tier set meanwhile wins)
+    Column("version", Integer, nullable=False, default=0, server_default="0"),
 )
 
 # The durable outbox: a notification written here in the same transaction as the escalation step that

@@ -596,7 +596,8 @@ class SqlStore(EscalationStoreMixin, AccountStoreMixin, FeedStoreMixin, RecentRe
         """resolved → open, keeping the timeline; refused if another alert of the same key is unresolved."""
         def escalate_again(conn: Any) -> None:  # from the first step, in the same transaction
             conn.execute(update(t.escalations).where(t.escalations.c.alert_id == alert_id)
-                         .values(done=False, step=-1, next_step_at=at, reminder_at=None))
+                         .values(done=False, step=-1, next_step_at=at, reminder_at=None,
+                                 version=t.escalations.c.version + 1))
 
         try:
             return self._transition(

@@ -9,11 +9,12 @@ from sqlalchemy import func, select, update
 
 from shouwang.domain import AlertEvent, Escalation, OutboxItem
 from storage import schema as t
+from storage.base import AlertConflict, StaleEscalation
 
 
 def _esc(r: Any) -> Escalation:
     return Escalation(r.alert_id, r.community, r.step, r.next_step_at, r.reminder_at, r.sla_at, r.sla_level,
-                      r.tier, tuple(r.notified or ()))
+                      r.tier, tuple(r.notified or ()), r.version)
 
 
 def _esc_row(e: Escalation, done: bool) -> dict:
@@ -51,23 +52,37 @@ class EscalationStoreMixin:
     def save_escalation_steps(
         self, steps: Sequence[tuple[Escalation, bool]], items: Sequence[OutboxItem], events: Sequence[AlertEvent]
     ) -> None:
-        """Write escalations' new states (and whether done), queue their messages and timeline, atomically."""
+        """Write escalations' new states (and whether done), queue their messages and timeline, atomically.
+
+        A stored escalation is written only over the version it was read at (``Escalation.version``); if another
+        write came between (a reopen, a tier set), nothing is written and StaleEscalation is raised."""
+        c = t.escalations.c
         with self.engine.begin() as conn:
             for escalation, done in steps:
-                exists = conn.execute(select(t.escalations.c.alert_id)
-                                      .where(t.escalations.c.alert_id == escalation.alert_id)).first()
+                exists = conn.execute(select(c.alert_id).where(c.alert_id == escalation.alert_id)).first()
                 row = _esc_row(escalation, done)
-                if exists:
-                    conn.execute(update(t.escalations).where(t.escalations.c.alert_id == escalation.alert_id)
-                                 .values(**row))
-                else:
+                if not exists:
                     conn.execute(t.escalations.insert(), row)
+                elif not conn.execute(update(t.escalations).where(c.alert_id == escalation.alert_id,
+                                                                  c.version == escalation.version)
+                                      .values(**row, version=escalation.version + 1)).rowcount:
+                    raise StaleEscalation(f"the escalation of alert {escalation.alert_id} changed since it was read")
             if items:
                 conn.execute(t.outbox.insert(), [_item_row(i) for i in items])
             if events:
                 conn.execute(t.alert_events.insert(), [
                     {"alert_id": e.alert_id, "at": e.at, "kind": e.kind, "actor": e.actor, "detail": e.detail}
                     for e in events])
+
+    def set_escalation_tier(self, alert_id: int, tier: str, sla_at: int | None, event: AlertEvent) -> None:
+        """Make a running escalation ordinary or hard, its SLA counted afresh to ``sla_at``; leaves its step be."""
+        c = t.escalations.c
+        with self.engine.begin() as conn:
+            if not conn.execute(update(t.escalations).where(c.alert_id == alert_id, c.done.is_(False))
+                                .values(tier=tier, sla_level=0, sla_at=sla_at, version=c.version + 1)).rowcount:
+                raise AlertConflict(f"alert {alert_id} has no running escalation (resolved, or not escalated)")
+            conn.execute(t.alert_events.insert(), {"alert_id": event.alert_id, "at": event.at, "kind": event.kind,
+                                                   "actor": event.actor, "detail": event.detail})
 
     def escalation(self, alert_id: int) -> Escalation | None:
         with self.engine.connect() as conn:

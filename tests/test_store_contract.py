@@ -414,3 +414,24 @@ def test_batches_and_a_fold_on_two_threads_store_every_reading_once(loaded):
     loaded.fold_all()
     assert loaded.count_readings() == 600 and loaded.recent_count() == 0
     assert list(loaded.readings_since(0)) == sorted((r for b in batches for r in b), key=lambda r: (r.ts, r.meter))
+
+
+def test_an_escalation_is_written_only_over_the_version_it_was_read_at(loaded):
+    """A step computed from a row another write has changed since (a reopen, a tier set) is refused whole: no step,
+    no message, no timeline entry."""
+    from shouwang.domain import AlertEvent, Escalation, OutboxItem
+    from storage.base import StaleEscalation
+
+    a = loaded.open_alert(_finding(), 500)
+    loaded.save_escalation_steps([(Escalation(a.id, "c1", 0, 600), False)], [], [])
+    read = loaded.escalation(a.id)
+    loaded.set_escalation_tier(a.id, "hard", 9_000, AlertEvent(a.id, 550, "tier", "manager", "hard"))
+    item = OutboxItem((a.id,), "json://x", "escalated", "t", "x", {}, "p1", 0, 0, 0.0, 60.0)
+    with pytest.raises(StaleEscalation):
+        loaded.save_escalation_steps([(Escalation(a.id, "c1", 1, 900, version=read.version), False)], [item],
+                                     [AlertEvent(a.id, 600, "escalation_step", "escalation", "step 2")])
+    now = loaded.escalation(a.id)
+    assert (now.step, now.tier, now.sla_at, now.version) == (0, "hard", 9_000, read.version + 1)
+    assert loaded.outbox_items() == [] and [e.kind for e in loaded.alert_events(a.id)] == ["opened", "tier"]
+    loaded.save_escalation_steps([(Escalation(a.id, "c1", 1, 900, tier="hard", version=now.version), False)], [], [])
+    assert loaded.escalation(a.id).step == 1
