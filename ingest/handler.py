@@ -23,6 +23,7 @@ from shouwang.domain import GatewayStatus, Meter, Reading, Registry, Rejection
 
 log = logging.getLogger(__name__)
 PAYLOAD_KEEP = 2000  # bytes of a rejected payload kept for inspection
+NEW, LATE, DUPLICATE = "new", "late", "duplicate"  # where a reading stands against its meter's latest
 
 
 def truncate(payload: bytes | str, limit: int = PAYLOAD_KEEP) -> str:
@@ -39,6 +40,9 @@ class HandleResult:
     rejections: list[Rejection] = field(default_factory=list)
     status: GatewayStatus | None = None
     duplicates: int = 0
+    # readings older than their meter's latest (also in ``readings``), each with the rejection it gets if the store
+    # holds another value at its time: only the store can tell a late reading from a conflicting or a redelivered one
+    late: list[tuple[Reading, Rejection]] = field(default_factory=list)
 
 
 class MessageHandler:
@@ -110,12 +114,18 @@ class MessageHandler:
                 accepted.append(reading)
                 continue
             try:
-                if self._check_sequence(reading):
-                    result.readings.append(reading)
-                else:
-                    result.duplicates += 1
+                seq = self._check_sequence(reading)
             except ProtocolError as exc:
                 result.rejections.append(self._reject(now, topic, exc, raw, reading.meter))
+                continue
+            if seq == DUPLICATE:
+                result.duplicates += 1
+                continue
+            result.readings.append(reading)
+            if seq == LATE:
+                conflict = ProtocolError(Reason.CONFLICTING_DUPLICATE, f"meter {reading.meter}: {reading.value} at "
+                                         f"{reading.ts} differs from the stored value")
+                result.late.append((reading, self._reject(now, topic, conflict, raw, reading.meter)))
 
     def _check_registry(self, meter_id: str, kind: str, gateway: str) -> None:
         meter = self.meters.get(meter_id)
@@ -127,24 +137,25 @@ class MessageHandler:
         if str(meter.kind) != kind:
             raise ProtocolError(Reason.KIND_MISMATCH, f"meter {meter_id!r} is {meter.kind}, message says {kind}")
 
-    def _check_sequence(self, r: Reading) -> bool:
-        """True if new; False if an exact duplicate of the last; raises if the register ran backwards."""
+    def _check_sequence(self, r: Reading) -> str:
+        """NEW, LATE (before the meter's latest, fitting it), or DUPLICATE of the latest; raises if the register ran
+        backwards or the latest's time has another value."""
         last = self.last.get(r.meter)
         if last is None or r.ts > last[0]:
             if last is not None and r.value < last[1]:
                 raise ProtocolError(Reason.REGISTER_BACKWARDS,
                                     f"meter {r.meter}: {r.value} at {r.ts} is below {last[1]} at {last[0]}")
             self.last[r.meter] = (r.ts, r.value)
-            return True
+            return NEW
         if r.ts == last[0]:
             if r.value == last[1]:
-                return False
+                return DUPLICATE
             raise ProtocolError(Reason.CONFLICTING_DUPLICATE,
                                 f"meter {r.meter}: {r.value} at {r.ts} differs from stored {last[1]}")
         if r.value > last[1]:
             raise ProtocolError(Reason.REGISTER_BACKWARDS,
                                 f"meter {r.meter}: late {r.value} at {r.ts} is above {last[1]} at later {last[0]}")
-        return True  # a late reading that fits before the latest one; the store keeps it once
+        return LATE  # fits before the latest one; the writer asks the store whether it holds that time already
 
     @staticmethod
     def _reject(now: int, topic: str, exc: ProtocolError, raw: object, meter: object) -> Rejection:

@@ -7,7 +7,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ingest.acks import send_acks
 from ingest.handler import HandleResult
@@ -168,15 +168,21 @@ class BatchWriter:
         readings: list[Reading] = [r for p in batch for r in p.result.readings]
         rejections: list[Rejection] = [r for p in batch for r in p.result.rejections]
         statuses: list[GatewayStatus] = [p.result.status for p in batch if p.result.status is not None]
+        duplicates = sum(p.result.duplicates for p in batch)
         if self.gate is not None:
             self.gate()  # back-pressure: nothing is acknowledged, so the broker holds the rest meanwhile
+        late = [pair for p in batch for pair in p.result.late]
+        if late:
+            readings, found, conflicts = self._settle_late(readings, late)
+            duplicates += found
+            rejections += conflicts
         # each write retried on its own: a retry never stores (and counts, and feeds) the readings again
         self._durably(lambda: self._store_readings(readings))
         self._durably(lambda: self.store.add_rejections(rejections))
         for s in statuses:
             self._durably(lambda s=s: self.store.set_gateway_status(s))
         self.stats.add("messages", len(batch))
-        self.stats.add("duplicates", sum(p.result.duplicates for p in batch))
+        self.stats.add("duplicates", duplicates)
         for rej in rejections:
             self.stats.add(f"rejected.{rej.reason}")
         self.acknowledge([p.ack for p in batch])
@@ -230,6 +236,28 @@ class BatchWriter:
         if folded:
             self.stats.add("readings_folded", folded)
         return folded
+
+    def _settle_late(self, readings: list[Reading], late: list[tuple[Reading, Rejection]],
+                     ) -> tuple[list[Reading], int, list[Rejection]]:
+        """Late readings whose time the store already holds: the same value is a duplicate (a redelivery), another
+        one is refused as conflicting_duplicate; both leave the batch. (readings, duplicates, rejections)."""
+        stored: dict[tuple[str, int], float] = {}
+
+        def look_up() -> None:
+            stored.update(self.store.stored_values([(r.meter, r.ts) for r, _ in late]))
+
+        self._durably(look_up)
+        held, conflicts = set(), []
+        for r, rejection in late:
+            value = stored.get((r.meter, r.ts))
+            if value is None:
+                continue
+            held.add(id(r))
+            if value != r.value:
+                conflicts.append(replace(rejection, detail=f"meter {r.meter}: {r.value} at {r.ts} differs from "
+                                                           f"the stored {value}"))
+        kept = [r for r in readings if id(r) not in held] if held else readings
+        return kept, len(held) - len(conflicts), conflicts
 
     def _store_readings(self, readings: list[Reading]) -> None:
         new = self.store.write_readings(readings)

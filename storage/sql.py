@@ -93,6 +93,7 @@ _OUTCOMES = {o.value: o for o in Outcome}
 
 
 SQLITE_BUSY_TIMEOUT_S = 30
+STORED_VALUES_CHUNK = 2_000  # keys looked up per statement (its meters and times are bound parameters)
 
 
 def _sqlite_wal(cur: Any, pause: Callable[[float], None] = time.sleep) -> None:
@@ -445,6 +446,26 @@ class SqlStore(EscalationStoreMixin, AccountStoreMixin, FeedStoreMixin, RecentRe
                 if r.meter not in latest or r.ts > latest[r.meter].ts:
                     latest[r.meter] = Reading(r.meter, r.ts, r.value)
         return latest
+
+    def stored_values(self, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], float]:
+        """The stored value at each (meter, ts) of ``keys`` that has one."""
+        found: dict[tuple[str, int], float] = {}
+        wanted = set(keys)
+        ordered = sorted(wanted)
+        with self.engine.connect() as conn:
+            for i in range(0, len(ordered), STORED_VALUES_CHUNK):
+                chunk = ordered[i:i + STORED_VALUES_CHUNK]
+                meters, times = sorted({m for m, _ in chunk}), sorted({ts for _, ts in chunk})
+
+                def part(tab: Any, meters: list[str] = meters, times: list[int] = times) -> Any:
+                    # both keys as IN lists: each table's key index serves, whichever column it leads with
+                    return select(tab.c.meter, tab.c.ts, tab.c.value).where(tab.c.meter.in_(meters),
+                                                                            tab.c.ts.in_(times))
+
+                for r in conn.execute(select(self._union(part))):
+                    if (r.meter, r.ts) in wanted:
+                        found[(r.meter, r.ts)] = r.value
+        return found
 
     def count_readings(self) -> int:
         counts = [select(func.count()).select_from(tab).scalar_subquery() for tab in self._reading_tables()]

@@ -93,3 +93,25 @@ class _Counting:
     def __call__(self, *args):
         self.calls += 1
         return self.fn(*args)
+
+
+def test_a_late_reading_is_stored_refused_or_counted_as_the_store_holds_its_time(writer) -> None:
+    """A reading older than its meter's latest is checked against the store: a time it does not hold is stored, the
+    same value again is a duplicate (a redelivery), another value is refused as conflicting_duplicate and kept."""
+    w, store, stats = writer
+    handler = MessageHandler(small_registry(), "shouwang/v1", "Asia/Shanghai", 600)
+    messages = [
+        [reading("H1-W", NOW - 900, 1.0), reading("H1-W", NOW - 300, 2.0)],
+        [reading("H1-W", NOW - 900, 1.5)],  # late, and the store holds 1.0 at that time
+        [reading("H1-W", NOW - 900, 1.0)],  # late, the very reading again
+        [reading("H1-W", NOW - 600, 1.2)],  # late, a time the store does not hold
+    ]
+    for readings in messages:
+        w.submit(Pending(handler.handle(T, json.dumps({"readings": readings}).encode(), NOW)))
+    assert w.wait_idle(20)
+    assert [(r.ts, r.value) for r in store.readings("H1-W")] == [(NOW - 900, 1.0), (NOW - 600, 1.2), (NOW - 300, 2.0)]
+    (conflict,) = store.rejections()
+    assert conflict.reason == "conflicting_duplicate" and conflict.meter == "H1-W"
+    assert conflict.detail == f"meter H1-W: 1.5 at {NOW - 900} differs from the stored 1.0"
+    assert (stats.get("duplicates"), stats.get("readings_accepted"), stats.get("rejected.conflicting_duplicate")) == (
+        1, 3, 1)

@@ -435,3 +435,18 @@ def test_an_escalation_is_written_only_over_the_version_it_was_read_at(loaded):
     assert loaded.outbox_items() == [] and [e.kind for e in loaded.alert_events(a.id)] == ["opened", "tier"]
     loaded.save_escalation_steps([(Escalation(a.id, "c1", 1, 900, tier="hard", version=now.version), False)], [], [])
     assert loaded.escalation(a.id).step == 1
+
+
+def test_stored_values_are_found_in_either_table_a_chunk_at_a_time(loaded, monkeypatch):
+    """The writer's check of late readings: the value stored at each asked (meter, ts), folded or recent, and
+    nothing for a time or a meter-and-time pair not stored (though its meter and its time are, apart)."""
+    import storage.sql
+
+    rs = [r for m in ("H1-W", "H2-W") for r in _day(m, 20_000, 5)]
+    loaded.write_readings(rs)
+    loaded.fold_keep_s, loaded.fold_slice_rows = 0, 4
+    loaded.fold_readings(force=True)  # some in readings, the rest still recent (on SQLite)
+    monkeypatch.setattr(storage.sql, "STORED_VALUES_CHUNK", 3)
+    asked = [(r.meter, r.ts) for r in rs] + [("H1-W", 1), ("H9-W", rs[0].ts)]
+    assert loaded.stored_values(asked) == {(r.meter, r.ts): r.value for r in rs}
+    assert loaded.stored_values([]) == {}
