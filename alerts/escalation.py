@@ -188,7 +188,10 @@ class Escalator:
                         extra={"alert": alert.id, "household": alert.household})
             if (esc := self.store.escalation(alert.id)) is not None:
                 stored[alert.id] = esc
-        self.start(missing, now, stored)  # not in ``active``: the rest of this tick leaves them be
+        try:
+            self.start(missing, now, stored)  # not in ``active``: the rest of this tick leaves them be
+        except StaleEscalation as exc:  # a reopen came between: the next tick sees it running
+            log.info("%s; the next tick takes it up", exc)
 
     def _next_step(self, esc: Escalation, alert: Alert, policy: Policy, now: int, zone: str,
                    msgs: list[Message], events: list[AlertEvent]) -> Escalation:
