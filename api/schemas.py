@@ -224,7 +224,8 @@ class DeliveryPublic(BaseModel):
     person: str | None = Field(None, description="Recipient person id; null for watcher channels.")
     kind: str
     channel: int = Field(description="Which of the person's channels (1 = first choice).")
-    state: str = Field(description="pending, sending, sent, failed, or cancelled (the case was closed before it was sent)")
+    state: str = Field(description="pending, sending, sent, failed, or cancelled (the case was closed before it "
+                                   "was sent)")
     attempts: int
     title: str
 

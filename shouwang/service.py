@@ -273,7 +273,8 @@ class Service:
                 changed[alert_id] = self.store.alert(alert_id)
 
             clear_gone_conditions(self.store, {d.name: d for d in self.detectors}, self.state, now, reread,
-                                  alerts=unresolved, announce=lambda alert, event: self.escalator.announce(alert, event, now))
+                                  alerts=unresolved,
+                                  announce=lambda alert, event: self.escalator.announce(alert, event, now))
             if changed:
                 unresolved = [a for a in (changed.get(a.id, a) for a in unresolved) if a.status != AlertStatus.RESOLVED]
             self.escalator.tick(now, unresolved)

@@ -38,7 +38,8 @@ def list_people(store: StoreDep, scope: ManageScope) -> list[PersonPublic]:
 
 
 @router.put("/people/{person_id}", response_model=PersonPublic)
-def put_person(person_id: Annotated[str, Path(min_length=1, max_length=64)], body: PersonUpdate, store: StoreDep, scope: ManageScope) -> PersonPublic:
+def put_person(person_id: Annotated[str, Path(min_length=1, max_length=64)], body: PersonUpdate, store: StoreDep,
+               scope: ManageScope) -> PersonPublic:
     """Create or replace a person (of the communities in scope); each channel URL is checked before it is stored
     (``${NAME}`` references stay as they are; only ingest fills them in)."""
     from alerts.channels import InvalidChannelURL, channel_from_url
