@@ -83,9 +83,17 @@ def decode_json(payload: bytes) -> Any:
         return orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         try:
-            return json.loads(payload.decode("utf-8"))
-        except (ValueError, RecursionError):
+            data = json.loads(payload.decode("utf-8"), parse_int=_int_as_orjson)
+            orjson.dumps(data)  # what orjson refuses besides the numbers: a lone surrogate (\ud800), say
+            return data
+        except (ValueError, RecursionError, orjson.JSONEncodeError):
             raise ProtocolError(Reason.BAD_JSON, f"not valid UTF-8 JSON: {exc}") from None
+
+
+def _int_as_orjson(digits: str) -> int | float:
+    """An integer as orjson reads it: a float past 64 bits (inf past a double), so nothing later overflows."""
+    value = int(digits)
+    return value if -(2 ** 63) <= value < 2 ** 64 else float(digits)
 
 
 def split_batch(data: Any) -> list[Any]:

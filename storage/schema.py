@@ -321,5 +321,13 @@ def fits(column: Column, key: object) -> bool:
         return -(2 ** bits) <= key < 2 ** bits
     if isinstance(key, str):
         length = getattr(column.type, "length", None)
-        return "\x00" not in key and (length is None or len(key) <= length)
+        return "\x00" not in key and (length is None or len(key) <= length) and (key.isascii() or _utf8(key))
+    return True
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
     return True

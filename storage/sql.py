@@ -114,8 +114,9 @@ def _sqlite_wal(cur: Any, pause: Callable[[float], None] = time.sleep) -> None:
 
 
 def _text(value: str, limit: int | None = None) -> str:
-    """Text any backend stores: NUL (which PostgreSQL refuses) as U+FFFD, cut to ``limit`` characters."""
-    value = value.replace("\x00", "\ufffd")
+    """Text any backend stores: NUL (which PostgreSQL refuses) as U+FFFD, a lone surrogate (which no UTF-8 holds)
+    as ?, cut to ``limit`` characters."""
+    value = value.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
     return value if limit is None or len(value) <= limit else value[:limit - 1] + "…"
 
 

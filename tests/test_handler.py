@@ -47,6 +47,8 @@ def r(meter="H1-W", kind="water", ts=NOW - 60, value=1.5, **extra):
     (T, b'{"meter": "H1-W", "kind": "water", "ts": 1795299940, "value": 1e400}', "invalid_field"),
     (T, b'{"meter": "H1-W", "kind": "water", "ts": Infinity, "value": 1.5}', "bad_timestamp"),
     (T, '{"meter": "H1-W", "kind": "water", "ts": 1795299940, "value": 1}'.encode("utf-16"), "bad_json"),
+    (T, b'{"meter": "\\ud800", "kind": "water", "ts": 1795299940, "value": NaN}', "bad_json"),  # a lone surrogate
+    (T, b'{"meter": "H1-W", "kind": "water", "ts": 1795299940, "value": 1' + b"0" * 400 + b"}", "invalid_field"),
     (T, json.dumps(r(ts=NOW + 3600)).encode(), "future_timestamp"),
     (T, json.dumps(r(meter="H9-W")).encode(), "unknown_meter"),
     (T, json.dumps(r(meter="H3-W")).encode(), "wrong_gateway"),

@@ -85,6 +85,15 @@ def test_rejections_are_kept_with_counts(loaded):
     assert loaded.rejections(reason="unknown_meter")[0].meter == "M9"
 
 
+def test_a_rejection_is_kept_whatever_text_it_holds(loaded):
+    """NUL, a lone surrogate, a topic past its column, a meter id past its column: kept cleaned, never refused."""
+    loaded.add_rejections([Rejection(5, "t/\x00/" + "g" * 400, "bad_json", "at \ud800", "{\x00\ud800", "M\ud800"),
+                           Rejection(6, "t", "invalid_field", "", "{}", "M" * 65)])
+    first, second = loaded.rejections()[::-1]
+    assert first.topic.startswith("t/\ufffd/g") and len(first.topic) == 300 and first.detail == "at ?"
+    assert first.payload == "{\ufffd?" and first.meter is None and second.meter is None
+
+
 def _finding(household="H1", category=AlertCategory.INACTIVITY):
     return Finding(category, "no-change-48h", Severity.CRITICAL, 100, "quiet", household=household)
 
