@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from sqlalchemy import Engine, create_engine, event, func, select, union_all, update
+from sqlalchemy import (
+    Engine,
+    create_engine,
+    event,
+    func,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -449,23 +457,21 @@ class SqlStore(EscalationStoreMixin, AccountStoreMixin, FeedStoreMixin, RecentRe
         return latest
 
     def stored_values(self, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], float]:
-        """The stored value at each (meter, ts) of ``keys`` that has one."""
+        """The stored value at each (meter, ts) of ``keys`` that has one: each key probes each table's key index
+        once. The statement is written out here: compiling a VALUES list of 2,000 rows took SQLAlchemy 95 ms, and
+        SQLite 7 to run it."""
         found: dict[tuple[str, int], float] = {}
-        wanted = set(keys)
-        ordered = sorted(wanted)
+        ordered = sorted(set(keys))
+        pg = self.engine.dialect.name == "postgresql"
+        row = "(%s::text, %s::bigint)" if pg else "(?, ?)"
+        probe = "SELECT r.meter, r.ts, r.value FROM {} r JOIN asked ON r.meter = asked.meter AND r.ts = asked.ts"
+        tail = " UNION ALL ".join(probe.format(tab.name) for tab in self._reading_tables())
         with self.engine.connect() as conn:
             for i in range(0, len(ordered), STORED_VALUES_CHUNK):
                 chunk = ordered[i:i + STORED_VALUES_CHUNK]
-                meters, times = sorted({m for m, _ in chunk}), sorted({ts for _, ts in chunk})
-
-                def part(tab: Any, meters: list[str] = meters, times: list[int] = times) -> Any:
-                    # both keys as IN lists: each table's key index serves, whichever column it leads with
-                    return select(tab.c.meter, tab.c.ts, tab.c.value).where(tab.c.meter.in_(meters),
-                                                                            tab.c.ts.in_(times))
-
-                for r in conn.execute(select(self._union(part))):
-                    if (r.meter, r.ts) in wanted:
-                        found[(r.meter, r.ts)] = r.value
+                sql = f"WITH asked (meter, ts) AS (VALUES {', '.join([row] * len(chunk))}) {tail}"
+                rows = conn.exec_driver_sql(sql, tuple(x for key in chunk for x in key))
+                found.update(((meter, ts), value) for meter, ts, value in rows)
         return found
 
     def count_readings(self) -> int:
