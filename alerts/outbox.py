@@ -96,6 +96,10 @@ class OutboxWorker:
             return all(self.store.alert(a).status == AlertStatus.RESOLVED for a in item.alert_ids)
         except NotFound:
             return False
+        except Exception:  # the store hiccuped: better a message too many than one stuck in 'sending'
+            log.exception("could not read the status of alerts %s; sending", item.alert_ids,
+                          extra={"alert": item.alert_ids[0]})
+            return False
 
     def _attempt(self, item: OutboxItem) -> None:
         assert item.id is not None
