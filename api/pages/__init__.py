@@ -6,12 +6,14 @@ for by a browser without a login redirects to /login; other errors of pages are 
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -77,7 +79,11 @@ def install_pages(app: FastAPI) -> None:
     async def invalid(request: Request, exc: Exception) -> Response:
         if is_page(request):
             return await _page_error(request, 422, "bad_request")
-        return await request_validation_exception_handler(request, exc)  # type: ignore[arg-type]
+        # FastAPI's own handler echoes the input as UTF-8, and a lone surrogate in a JSON body (\ud800) made that a
+        # 500; ASCII JSON escapes it (the same JSON for everything else)
+        assert isinstance(exc, RequestValidationError)
+        body = json.dumps({"detail": jsonable_encoder(exc.errors())}, ensure_ascii=True)
+        return Response(body, status_code=422, media_type="application/json")
 
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid)
