@@ -249,8 +249,10 @@ class BatchWriter:
         self._durably(look_up)
         held, conflicts = set(), []
         for r, rejection in late:
-            value = stored.get((r.meter, r.ts))
+            key = (r.meter, r.ts)
+            value = stored.get(key)
             if value is None:
+                stored[key] = r.value  # stored with this batch: a second late reading of that time meets it
                 continue
             held.add(id(r))
             if value != r.value:

@@ -105,13 +105,16 @@ def test_a_late_reading_is_stored_refused_or_counted_as_the_store_holds_its_time
         [reading("H1-W", NOW - 900, 1.5)],  # late, and the store holds 1.0 at that time
         [reading("H1-W", NOW - 900, 1.0)],  # late, the very reading again
         [reading("H1-W", NOW - 600, 1.2)],  # late, a time the store does not hold
+        [reading("H1-W", NOW - 450, 1.3), reading("H1-W", NOW - 450, 1.35)],  # late twice at a new time: one kept
     ]
     for readings in messages:
         w.submit(Pending(handler.handle(T, json.dumps({"readings": readings}).encode(), NOW)))
     assert w.wait_idle(20)
-    assert [(r.ts, r.value) for r in store.readings("H1-W")] == [(NOW - 900, 1.0), (NOW - 600, 1.2), (NOW - 300, 2.0)]
-    (conflict,) = store.rejections()
+    assert [(r.ts, r.value) for r in store.readings("H1-W")] == [
+        (NOW - 900, 1.0), (NOW - 600, 1.2), (NOW - 450, 1.3), (NOW - 300, 2.0)]
+    conflict, second = store.rejections()[::-1]
     assert conflict.reason == "conflicting_duplicate" and conflict.meter == "H1-W"
     assert conflict.detail == f"meter H1-W: 1.5 at {NOW - 900} differs from the stored 1.0"
+    assert second.detail == f"meter H1-W: 1.35 at {NOW - 450} differs from the stored 1.3"
     assert (stats.get("duplicates"), stats.get("readings_accepted"), stats.get("rejected.conflicting_duplicate")) == (
-        1, 3, 1)
+        1, 4, 2)
