@@ -149,7 +149,10 @@ class Escalator:
         # one query for every alert still open, not one per escalation each tick (alerts are never deleted)
         unresolved = {a.id: a for a in (self.store.unresolved_alerts() if unresolved_alerts is None
                                         else unresolved_alerts)}
-        self._start_missing(unresolved, active, now)
+        try:
+            self._start_missing(unresolved, active, now)
+        except Exception:  # one alert that cannot be started must not hold up every other escalation
+            log.exception("starting the escalations of open alerts that had none failed; the next tick tries again")
         policies: dict[str, Policy] = {}
         for esc in active:
             alert = unresolved.get(esc.alert_id)

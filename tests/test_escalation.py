@@ -507,3 +507,18 @@ def test_a_tier_set_while_the_tick_takes_a_step_leaves_the_step_be(world, receiv
     assert done and per_person(receiver) == {"p-son": 1, "p-vol": 2, "p-prop": 1, "p-partner": 1}
     assert (svc.store.escalation(alert.id).step, svc.store.escalation(alert.id).tier) == (1, "hard")
     other.close()
+
+
+def test_a_failure_starting_a_missing_escalation_holds_up_no_other(world, receiver, monkeypatch):
+    make, _clock, _wall = world
+    svc = make(care_registry(receiver.url))
+    svc.pipeline.run([inactivity()], T0)
+    deliver_all(svc)
+
+    def broken(*_args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(svc.escalator, "_start_missing", broken)
+    svc.escalator.tick(T0 + 10 * M)
+    deliver_all(svc)
+    assert per_person(receiver) == {"p-son": 1, "p-vol": 2, "p-prop": 1, "p-partner": 1}
