@@ -12,15 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from sqlalchemy import (
-    Engine,
-    create_engine,
-    event,
-    func,
-    select,
-    union_all,
-    update,
-)
+from sqlalchemy import Engine, create_engine, event, func, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -101,7 +93,7 @@ _OUTCOMES = {o.value: o for o in Outcome}
 
 
 SQLITE_BUSY_TIMEOUT_S = 30
-STORED_VALUES_CHUNK = 2_000  # keys looked up per statement (its meters and times are bound parameters)
+STORED_VALUES_CHUNK = 2_000  # (meter, ts) keys looked up per statement, two bound parameters each
 
 
 def _sqlite_wal(cur: Any, pause: Callable[[float], None] = time.sleep) -> None:
@@ -133,8 +125,8 @@ def _rejection_row(r: Rejection) -> dict:
     batch beside it (the writer retries a failed write until it succeeds). A meter id that does not fit is left out
     (the kept payload has it)."""
     meter = r.meter if r.meter and t.fits(t.rejections.c.meter, r.meter) else None
-    return {"received_at": r.received_at, "topic": _text(r.topic, t.rejections.c.topic.type.length), "reason": r.reason,
-            "detail": _text(r.detail), "payload": _text(r.payload), "meter": meter}
+    return {"received_at": r.received_at, "topic": _text(r.topic, t.rejections.c.topic.type.length),
+            "reason": r.reason, "detail": _text(r.detail), "payload": _text(r.payload), "meter": meter}
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
