@@ -43,7 +43,7 @@ from storage import schema as t
 from storage.base import AlertConflict, NotFound
 from storage.migrations import ensure_schema
 from storage.sql_accounts import AccountStoreMixin
-from storage.sql_escalation import EscalationStoreMixin
+from storage.sql_escalation import EscalationStoreMixin, event_row
 from storage.sql_feed import FeedStoreMixin
 from storage.sql_recent import RecentReadingsMixin, sqlite_insert_recent
 
@@ -582,8 +582,7 @@ class SqlStore(EscalationStoreMixin, AccountStoreMixin, FeedStoreMixin, RecentRe
                     raise NotFound(f"alert {alert_id} not found")
                 raise AlertConflict(f"alert {alert_id} is {r.status}; this needs it to be "
                                     + " or ".join(sorted(str(s) for s in allowed)))
-            conn.execute(t.alert_events.insert(), {"alert_id": alert_id, "at": event.at, "kind": event.kind,
-                                                   "actor": event.actor, "detail": event.detail})
+            conn.execute(t.alert_events.insert(), event_row(event))
             if also is not None:
                 also(conn)
         return self.alert(alert_id)
@@ -631,8 +630,7 @@ class SqlStore(EscalationStoreMixin, AccountStoreMixin, FeedStoreMixin, RecentRe
 
     def add_alert_event(self, event: AlertEvent) -> None:
         with self.engine.begin() as conn:
-            conn.execute(t.alert_events.insert(), {"alert_id": event.alert_id, "at": event.at, "kind": event.kind,
-                                                   "actor": event.actor, "detail": event.detail})
+            conn.execute(t.alert_events.insert(), event_row(event))
 
     def alert_events(self, alert_id: int) -> list[AlertEvent]:
         q = select(t.alert_events).where(t.alert_events.c.alert_id == alert_id).order_by(t.alert_events.c.id)

@@ -23,6 +23,11 @@ def _esc_row(e: Escalation, done: bool) -> dict:
             "notified": list(e.notified), "done": done}
 
 
+def event_row(e: AlertEvent) -> dict:
+    """A timeline entry as a row of ``alert_events``."""
+    return {"alert_id": e.alert_id, "at": e.at, "kind": e.kind, "actor": e.actor, "detail": e.detail}
+
+
 def _item(r: Any) -> OutboxItem:
     return OutboxItem(tuple(r.alert_ids), r.url, r.kind, r.title, r.text, r.data or {}, r.person,
                       r.channel_index, r.attempts, r.next_attempt_at, r.deadline_at, r.id)
@@ -70,9 +75,7 @@ class EscalationStoreMixin:
             if items:
                 conn.execute(t.outbox.insert(), [_item_row(i) for i in items])
             if events:
-                conn.execute(t.alert_events.insert(), [
-                    {"alert_id": e.alert_id, "at": e.at, "kind": e.kind, "actor": e.actor, "detail": e.detail}
-                    for e in events])
+                conn.execute(t.alert_events.insert(), [event_row(e) for e in events])
 
     def set_escalation_tier(self, alert_id: int, tier: str, sla_at: int | None, event: AlertEvent) -> None:
         """Make a running escalation ordinary or hard, its SLA counted afresh to ``sla_at``; leaves its step be."""
@@ -81,8 +84,7 @@ class EscalationStoreMixin:
             if not conn.execute(update(t.escalations).where(c.alert_id == alert_id, c.done.is_(False))
                                 .values(tier=tier, sla_level=0, sla_at=sla_at, version=c.version + 1)).rowcount:
                 raise AlertConflict(f"alert {alert_id} has no running escalation (resolved, or not escalated)")
-            conn.execute(t.alert_events.insert(), {"alert_id": event.alert_id, "at": event.at, "kind": event.kind,
-                                                   "actor": event.actor, "detail": event.detail})
+            conn.execute(t.alert_events.insert(), event_row(event))
 
     def escalation(self, alert_id: int) -> Escalation | None:
         with self.engine.connect() as conn:
@@ -123,9 +125,8 @@ class EscalationStoreMixin:
                 state=state, attempts=attempts, next_attempt_at=next_attempt_at, last_error=error, sent_at=sent_at))
             if followup is not None:
                 conn.execute(t.outbox.insert(), _item_row(followup))
-            for e in events:
-                conn.execute(t.alert_events.insert(), {"alert_id": e.alert_id, "at": e.at, "kind": e.kind,
-                                                       "actor": e.actor, "detail": e.detail})
+            if events:
+                conn.execute(t.alert_events.insert(), [event_row(e) for e in events])
 
     def requeue_interrupted(self, communities: Collection[str] | None = None) -> int:
         """After a crash: messages left 'sending' go back to 'pending' (at-least-once for that window).
