@@ -122,9 +122,8 @@ class MessageHandler:
                 result.duplicates += 1
                 continue
             result.readings.append(reading)
-            if seq == LATE:
-                conflict = ProtocolError(Reason.CONFLICTING_DUPLICATE, f"meter {reading.meter}: {reading.value} at "
-                                         f"{reading.ts} differs from the stored value")
+            if seq == LATE:  # the writer gives the rejection its detail, with the value the store holds
+                conflict = ProtocolError(Reason.CONFLICTING_DUPLICATE, "")
                 result.late.append((reading, self._reject(now, topic, conflict, raw, reading.meter)))
 
     def _check_registry(self, meter_id: str, kind: str, gateway: str) -> None:
