@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -104,3 +105,22 @@ def receiver(request: pytest.FixtureRequest):
     r = WebhookReceiver() if path is None else WebhookReceiver(path)
     yield r
     r.close()
+
+
+@contextmanager
+def just_before_update(store: SqlStore, table: str, act: Callable[[], object]) -> Iterator[list]:
+    """Run ``act`` once, just before ``store`` next sends an UPDATE of ``table`` (another process's write landing
+    between this one's read and its write); yields the list ``act``'s result lands in."""
+    from sqlalchemy import event
+
+    done: list = []
+
+    def before(_conn, _cursor, statement: str, *_args) -> None:
+        if statement.startswith(f"UPDATE {table}") and not done:
+            done.append(act())
+
+    event.listen(store.engine, "before_cursor_execute", before)
+    try:
+        yield done
+    finally:
+        event.remove(store.engine, "before_cursor_execute", before)

@@ -6,6 +6,7 @@ from collections import Counter
 
 import pytest
 from accounts_support import api_client
+from conftest import just_before_update
 from receivers import WebhookReceiver
 
 from alerts.channels import ConsoleChannel, WebhookChannel
@@ -450,21 +451,6 @@ def test_a_stop_between_noticing_activity_and_recording_it_still_tells_those_alr
     assert cleared == {"p-son": 1, "p-vol": 1}
 
 
-def _just_before_escalations_are_written(store, act) -> list:
-    """Run ``act`` once, just before ``store`` next sends an UPDATE of escalations (another process's write,
-    landing between this one's read and its write); the list gets what ``act`` returned."""
-    from sqlalchemy import event
-
-    done: list = []
-
-    def before(_conn, _cursor, statement: str, *_args) -> None:
-        if statement.startswith("UPDATE escalations") and not done:
-            done.append(act())
-
-    event.listen(store.engine, "before_cursor_execute", before)
-    return done
-
-
 def test_a_tier_set_while_a_tick_steps_the_case_on_is_kept_and_the_step_taken_once(world, receiver):
     """A manager makes the case hard as the tick writes step 2: the tick's write, made over the row it read before,
     is dropped (nothing sent); the tier stays hard; the next tick takes step 2, once."""
@@ -475,9 +461,9 @@ def test_a_tier_set_while_a_tick_steps_the_case_on_is_kept_and_the_step_taken_on
     (alert,) = svc.pipeline.run([inactivity()], T0)
     deliver_all(svc)
     other = open_store(str(svc.store.engine.url))
-    done = _just_before_escalations_are_written(
-        svc.store, lambda: lifecycle.set_tier(other, other.alert(alert.id), "hard", "p-com", T0 + 10 * M))
-    svc.escalator.tick(T0 + 10 * M)
+    with just_before_update(svc.store, "escalations", lambda: lifecycle.set_tier(
+            other, other.alert(alert.id), "hard", "p-com", T0 + 10 * M)) as done:
+        svc.escalator.tick(T0 + 10 * M)
     deliver_all(svc)
     assert done and svc.store.escalation(alert.id).tier == "hard" and svc.store.escalation(alert.id).step == 0
     assert per_person(receiver) == {"p-son": 1, "p-vol": 1}
@@ -500,8 +486,8 @@ def test_a_tier_set_while_the_tick_takes_a_step_leaves_the_step_be(world, receiv
     (alert,) = svc.pipeline.run([inactivity()], T0)
     deliver_all(svc)
     other = open_store(str(svc.store.engine.url))
-    done = _just_before_escalations_are_written(other, lambda: svc.escalator.tick(T0 + 10 * M) or "stepped")
-    lifecycle.set_tier(other, other.alert(alert.id), "hard", "p-com", T0 + 10 * M + 1)
+    with just_before_update(other, "escalations", lambda: svc.escalator.tick(T0 + 10 * M) or "stepped") as done:
+        lifecycle.set_tier(other, other.alert(alert.id), "hard", "p-com", T0 + 10 * M + 1)
     svc.escalator.tick(T0 + 12 * M)
     deliver_all(svc)
     assert done and per_person(receiver) == {"p-son": 1, "p-vol": 2, "p-prop": 1, "p-partner": 1}

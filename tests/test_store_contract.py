@@ -6,8 +6,8 @@ import threading
 from contextlib import contextmanager
 
 import pytest
-from conftest import small_registry
-from sqlalchemy import event, text
+from conftest import just_before_update, small_registry
+from sqlalchemy import text
 
 from shouwang.domain import Alert, AlertCategory, AlertStatus, Finding, Outcome, Reading, Rejection, Severity
 from storage import open_store
@@ -124,17 +124,10 @@ def _elsewhere_just_before_writing(store, table: str, act):
     """Run ``act`` once, on a second store of the same database (another process, say), just before ``store``
     sends its first UPDATE of ``table``; yields the list ``act``'s result lands in."""
     other = open_store(store.engine.url.render_as_string(hide_password=False))
-    done: list = []
-
-    def before(_conn, _cursor, statement: str, *_args) -> None:
-        if statement.startswith(f"UPDATE {table}") and not done:
-            done.append(act(other))
-
-    event.listen(store.engine, "before_cursor_execute", before)
     try:
-        yield done
+        with just_before_update(store, table, lambda: act(other)) as done:
+            yield done
     finally:
-        event.remove(store.engine, "before_cursor_execute", before)
         other.close()
 
 
